@@ -1,0 +1,353 @@
+#include "dock/demo.hpp"
+
+#include "dock/dock.hpp"
+#include "dock/local_sink.hpp"
+#include "dock/log.hpp"
+#include "hw/camera_device.hpp"
+#include "hw/emulated_link.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/program_options.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+namespace bodydock::dock {
+namespace {
+
+namespace asio = boost::asio;
+namespace po = boost::program_options;
+using Clock = std::chrono::steady_clock;
+
+constexpr unsigned kMaxSlots = 12;
+
+struct DemoCamera {
+  std::unique_ptr<hw::CameraDevice> device;
+  std::unique_ptr<hw::EmulatedLink> link;
+  hw::LinkFaults first_docking_faults;
+  std::optional<SessionEnd> end;
+};
+
+struct DemoRun {
+  asio::io_context ioc;
+  std::unique_ptr<asio::thread_pool> sink_pool;
+  std::unique_ptr<LocalDirSink> sink;
+  std::unique_ptr<Dock> dock;
+  std::vector<DemoCamera> cameras;
+  unsigned ended = 0;
+  bool exit_when_idle = false;
+  bool stopping = false;
+  bool interrupted = false;
+};
+
+/// A bad value on the command line: the message names the option.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::uint64_t parse_count(const std::string& what, const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || text[0] == '-') throw UsageError(what + ": '" + text + "' is not a whole number");
+  return v;
+}
+
+/// --fault slot=N,unplug-at=BYTES | hang-at=BYTES | corrupt=SEQ:CHUNK[:TIMES|always]
+void apply_fault(DemoRun& run, const std::string& spec) {
+  std::istringstream in(spec);
+  std::string item;
+  std::optional<unsigned> slot;
+  std::vector<std::pair<std::string, std::string>> kv;
+  while (std::getline(in, item, ',')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) throw UsageError("--fault " + spec + ": '" + item + "' is not key=value");
+    kv.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    if (kv.back().first == "slot") slot = static_cast<unsigned>(parse_count("--fault slot", kv.back().second));
+  }
+  if (!slot || *slot == 0 || *slot > run.cameras.size()) throw UsageError("--fault " + spec + ": needs slot=1.." + std::to_string(run.cameras.size()));
+  auto& cam = run.cameras[*slot - 1];
+  for (const auto& [k, v] : kv) {
+    if (k == "slot") continue;
+    if (k == "unplug-at") {
+      cam.first_docking_faults.unplug_after_bytes = parse_count("--fault unplug-at", v);
+    } else if (k == "hang-at") {
+      cam.first_docking_faults.hang_after_bytes = parse_count("--fault hang-at", v);
+    } else if (k == "corrupt") {
+      std::istringstream parts(v);
+      std::string seq, chunk, times = "1";
+      std::getline(parts, seq, ':');
+      std::getline(parts, chunk, ':');
+      std::getline(parts, times, ':');
+      const auto n = times == "always" ? 0xFFFFFFFFu : static_cast<std::uint32_t>(parse_count("--fault corrupt times", times));
+      cam.device->faults().corrupt_chunk[{parse_count("--fault corrupt seq", seq), parse_count("--fault corrupt chunk", chunk)}] = n;
+    } else {
+      throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt)");
+    }
+  }
+}
+
+std::string bar(double fraction, int width) {
+  const int full = static_cast<int>(std::lround(std::clamp(fraction, 0.0, 1.0) * width));
+  return std::string(static_cast<std::size_t>(full), '#') + std::string(static_cast<std::size_t>(width - full), '.');
+}
+
+const char* ansi_colour(const char* colour) {
+  const std::string c = colour;
+  if (c == "green") return "\x1b[32m";
+  if (c == "blue") return "\x1b[34m";
+  if (c == "amber") return "\x1b[33m";
+  if (c == "red") return "\x1b[31m";
+  if (c == "white") return "\x1b[37m";
+  return "\x1b[90m";
+}
+
+std::string render_table(const Dock& dock) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-4s %-18s %-18s %-9s %-5s %-24s %8s  %s\n", "slot", "LED", "state", "camera", "batt", "progress", "MB/s", "detail");
+  out << line;
+  for (const auto& s : dock.slots()) {
+    const auto led = led_for(s.phase);
+    const double frac = s.bytes_total ? static_cast<double>(s.bytes_done) / static_cast<double>(s.bytes_total) : (s.phase == SlotPhase::done ? 1.0 : 0.0);
+    const std::string led_text = std::string(led.colour) + (std::string(led.pattern) == "off" ? "" : " " + std::string(led.pattern));
+    std::snprintf(line, sizeof line, "%-4u %s%-18s\x1b[0m %-18s %-9s %4s%% [%s] %8.1f  %s\n", s.index, ansi_colour(led.colour), led_text.c_str(),
+                  phase_name(s.phase), s.serial.empty() ? "-" : s.serial.c_str(),
+                  s.battery_pct < 0 ? "-" : std::to_string(s.battery_pct).c_str(), bar(frac, 20).c_str(), s.mbps, s.detail.substr(0, 60).c_str());
+    out << line;
+  }
+  const auto& t = dock.totals();
+  std::snprintf(line, sizeof line, "\nstored %llu segments (%.1f MiB), erased %llu, quarantined %llu\n",
+                static_cast<unsigned long long>(t.segments_stored), static_cast<double>(t.stored_bytes) / (1 << 20),
+                static_cast<unsigned long long>(t.segments_erased), static_cast<unsigned long long>(t.segments_quarantined));
+  out << line << "\nrecent events:\n" << Log::recent(6);
+  return out.str();
+}
+
+asio::awaitable<void> refresh_table(DemoRun& run) {
+  std::size_t last_lines = 0;
+  asio::steady_timer timer(run.ioc);
+  for (;;) {
+    const auto text = render_table(*run.dock);
+    if (last_lines) std::cout << "\x1b[" << last_lines << "F";
+    std::cout << "\x1b[J" << text << std::flush;
+    last_lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+    if (run.stopping) co_return;
+    timer.expires_after(std::chrono::milliseconds(250));
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+void finish(DemoRun& run) {
+  if (run.stopping) return;
+  run.stopping = true;
+  run.dock->stop();
+  for (auto& c : run.cameras)
+    if (c.link) c.link->close();
+  // Let the table draw its last frame, then stop.
+  asio::post(run.ioc, [&run] { run.ioc.stop(); });
+}
+
+asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
+  auto& cam = run.cameras[index];
+  for (unsigned docking = 0;; ++docking) {
+    const auto faults = docking == 0 ? cam.first_docking_faults : hw::LinkFaults{};
+    cam.link = std::make_unique<hw::EmulatedLink>(run.ioc.get_executor(), *cam.device, "emulated:" + std::to_string(index + 1), faults);
+    cam.end = co_await run.dock->run_session(index + 1, *cam.link);
+    // An officer who pulled the camera early puts it back: the next docking resumes.
+    if (*cam.end == SessionEnd::unplugged && docking < 3 && !run.stopping) {
+      asio::steady_timer pause(run.ioc, std::chrono::milliseconds(300));
+      co_await pause.async_wait(asio::use_awaitable);
+      log(Level::notice, "slot ", index + 1, ": camera docked again");
+      continue;
+    }
+    break;
+  }
+  if (++run.ended == run.cameras.size() && run.exit_when_idle) finish(run);
+}
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]";
+
+}  // namespace
+
+int run_demo(const std::vector<std::string>& args) {
+  po::options_description opts("dockd demo options");
+  unsigned cameras = 0, segments = 0, chunk_kib = 256, inflight = 4, timeout_ms = 5000;
+  double segment_mib = 0;
+  std::uint64_t seed = 1;
+  std::string store, state, log_level = "info";
+  std::vector<std::string> faults;
+  bool exit_when_idle = false, table = false, no_table = false;
+  // clang-format off
+  opts.add_options()
+    ("help", "this text")
+    ("cameras", po::value(&cameras)->required(), "emulated cameras docked at start, 1..12 (one per slot)")
+    ("segments", po::value(&segments)->required(), "segments recorded on each camera")
+    ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
+    ("store", po::value(&store)->required(), "local storage directory (the embedded default sink)")
+    ("state", po::value(&state)->required(), "state directory: database, spool, emulated cameras' flash")
+    ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
+    ("seed", po::value(&seed), "seed for the emulated recordings (content and metadata)")
+    ("chunk-kib", po::value(&chunk_kib), "chunk size the cameras hash and serve, KiB (default 256)")
+    ("reads-in-flight", po::value(&inflight), "READ requests kept queued at a camera (default 4)")
+    ("timeout-ms", po::value(&timeout_ms), "deadline for each camera request (default 5000)")
+    ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always]")
+    ("table", po::bool_switch(&table), "live table even when stdout is not a terminal")
+    ("no-table", po::bool_switch(&no_table), "plain log lines even on a terminal")
+    ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
+  // clang-format on
+  DemoRun run;
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {
+      std::cout << kDemoUsage << "\n\n" << opts << "\n";
+      return 0;
+    }
+    po::notify(vm);
+    if (cameras < 1 || cameras > kMaxSlots) throw UsageError("--cameras must be 1.." + std::to_string(kMaxSlots));
+    if (segments < 1 || segments > 100000) throw UsageError("--segments must be 1..100000");
+    if (!(segment_mib > 0) || segment_mib > 4096) throw UsageError("--segment-mib must be above 0 and at most 4096");
+    if (chunk_kib < 4 || chunk_kib > 1024) throw UsageError("--chunk-kib must be 4..1024");
+    if (inflight < 1 || inflight > 64) throw UsageError("--reads-in-flight must be 1..64");
+    if (timeout_ms < 10) throw UsageError("--timeout-ms must be at least 10");
+    static const std::map<std::string, Level> levels = {
+        {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
+    if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
+    Log::set_level(levels.at(log_level));
+  } catch (const std::exception& e) {
+    std::cerr << "dockd demo: " << e.what() << "\n" << kDemoUsage << "\n(dockd demo --help lists every option)\n";
+    return 2;
+  }
+
+  const auto segment_bytes = static_cast<std::uint64_t>(segment_mib * (1 << 20));
+  try {
+    DockConfig cfg;
+    cfg.state_dir = state;
+    cfg.dock_id = "demo-dock";
+    cfg.slots = cameras;
+    cfg.reads_in_flight = inflight;
+    cfg.request_timeout = std::chrono::milliseconds(timeout_ms);
+    run.exit_when_idle = exit_when_idle;
+    run.sink_pool = std::make_unique<asio::thread_pool>(2);
+    run.sink = std::make_unique<LocalDirSink>(store, *run.sink_pool);
+    run.dock = std::make_unique<Dock>(run.ioc, cfg, *run.sink);
+    const auto camera_dir = std::filesystem::path(state) / "emulated-cameras";
+    for (unsigned i = 0; i < cameras; ++i) {
+      hw::CameraSpec spec;
+      char serial[16];
+      std::snprintf(serial, sizeof serial, "BC-%04u", i + 1);
+      spec.serial = serial;
+      spec.seed = seed;
+      spec.segments = segments;
+      spec.segment_bytes = segment_bytes;
+      spec.chunk_size = chunk_kib * 1024;
+      spec.battery_pct = static_cast<std::uint8_t>(20 + (i * 17) % 75);
+      DemoCamera cam;
+      cam.device = std::make_unique<hw::CameraDevice>(hw::CameraDevice::open_persistent(spec, camera_dir));
+      run.cameras.push_back(std::move(cam));
+    }
+    for (const auto& f : faults) apply_fault(run, f);
+  } catch (const UsageError& e) {
+    std::cerr << "dockd demo: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "dockd demo: cannot start: " << e.what() << "\n";
+    return 1;
+  }
+
+  std::uint64_t on_cameras = 0;
+  for (const auto& c : run.cameras)
+    for (const auto& m : c.device->recorded())
+      if (!c.device->is_erased(m.seq)) on_cameras += m.size;
+  log(Level::notice, "demo: ", cameras, " emulated cameras docked, ", on_cameras / (1 << 20), " MiB to sync into ", run.sink->describe());
+
+  const bool live_table = (table || ::isatty(STDOUT_FILENO) == 1) && !no_table;
+  if (live_table) Log::set_quiet(true);
+  auto log_failure = [](const char* what) {
+    return [what](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log(Level::error, what, " stopped: ", ex.what());
+      }
+    };
+  };
+  asio::signal_set signals(run.ioc, SIGINT, SIGTERM);
+  signals.async_wait([&run](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log(Level::notice, "demo: signal ", sig, ", stopping; every state is durable, a rerun continues");
+    run.interrupted = true;
+    finish(run);
+  });
+  const auto cpu0 = cpu_seconds();
+  const auto t0 = Clock::now();
+  asio::co_spawn(run.ioc, run.dock->run_uploader(), log_failure("upload queue"));
+  for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
+  if (live_table) asio::co_spawn(run.ioc, refresh_table(run), log_failure("live table"));
+  run.ioc.run();
+  const std::chrono::duration<double> wall = Clock::now() - t0;
+  const auto cpu = cpu_seconds() - cpu0;
+  Log::set_quiet(false);
+  if (live_table) std::cout << render_table(*run.dock) << std::flush;
+
+  const auto& t = run.dock->totals();
+  const double gib = static_cast<double>(t.pulled_bytes) / (1u << 30);
+  std::printf("summary: pulled %.1f MiB, stored %llu segments (%.1f MiB), erased %llu, quarantined %llu, re-read %.1f MiB in %.2f s: "
+              "%.1f MB/s, cpu %.2f s (%.2f s/GiB), peak rss %.1f MiB\n",
+              static_cast<double>(t.pulled_bytes) / (1 << 20), static_cast<unsigned long long>(t.segments_stored),
+              static_cast<double>(t.stored_bytes) / (1 << 20), static_cast<unsigned long long>(t.segments_erased),
+              static_cast<unsigned long long>(t.segments_quarantined), static_cast<double>(t.reread_bytes) / (1 << 20), wall.count(),
+              static_cast<double>(t.stored_bytes) / wall.count() / 1e6, cpu, gib > 0 ? cpu / gib : 0.0, static_cast<double>(peak_rss_kib()) / 1024);
+  std::fflush(stdout);
+
+  if (run.interrupted) {
+    std::cerr << "dockd demo: interrupted; rerun with the same --state and --store to continue\n";
+    return exit_when_idle ? 1 : 0;
+  }
+  // Idle: every camera is empty, or it is said why not.
+  int left = 0;
+  for (unsigned i = 0; i < run.cameras.size(); ++i) {
+    const auto& c = run.cameras[i];
+    std::size_t remaining = 0;
+    for (const auto& m : c.device->recorded()) remaining += c.device->is_erased(m.seq) ? 0 : 1;
+    if (remaining == 0) continue;
+    ++left;
+    const auto& s = run.dock->slots()[i];
+    std::cerr << "dockd demo: slot " << i + 1 << " " << c.device->spec().serial << ": " << remaining
+              << " segment(s) not erased: " << (s.detail.empty() ? phase_name(s.phase) : s.detail) << "\n";
+  }
+  if (left) return 1;
+  std::cerr << "dockd demo: every segment is stored and erased\n";
+  return 0;
+}
+
+}  // namespace bodydock::dock

@@ -1,0 +1,146 @@
+#pragma once
+/// The dock: one io_context thread running a session coroutine per docked camera and the
+/// upload queue, with blocking work (SQLite, file I/O, hashing) on small thread pools.
+/// Sessions pull and verify into the spool; the queue stores spooled segments in the sink;
+/// sessions erase on the camera only what the sink has confirmed (DESIGN section 2).
+
+#include "dock/blocking.hpp"
+#include "dock/sink.hpp"
+#include "dock/state_db.hpp"
+#include "usb/async_event.hpp"
+#include "usb/camera_link.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bodydock::dock {
+
+struct DockConfig {
+  std::filesystem::path state_dir;       ///< SQLite database and the spool
+  std::string dock_id = "dock";
+  unsigned slots = 4;
+  unsigned reads_in_flight = 4;           ///< READ requests kept queued at the camera
+  std::chrono::milliseconds request_timeout{5000};
+  std::uint64_t sync_every_bytes = 8u << 20;  ///< spool fdatasync + durable offset interval
+  unsigned chunk_retries = 3;             ///< re-reads of a chunk whose hash fails, then quarantine
+  unsigned upload_concurrency = 2;
+  std::chrono::milliseconds upload_retry_base{500};
+  std::chrono::milliseconds upload_retry_cap{60000};
+};
+
+/// What a slot shows (LED, web page, live table).
+enum class SlotPhase { empty, authenticating, syncing, waiting_upload, done, attention };
+const char* phase_name(SlotPhase p) noexcept;
+
+/// The slot LED for a phase: colour plus a pattern, so states differ for colour-blind eyes too
+/// (README, "Slot lights").
+struct LedLook {
+  const char* colour;   ///< off, white, blue, amber, green, red
+  const char* pattern;  ///< off, solid, slow blink, fast blink
+};
+LedLook led_for(SlotPhase p) noexcept;
+
+struct SlotStatus {
+  unsigned index = 0;                  ///< 1-based slot number as printed on the dock
+  std::string where;                   ///< port path or emulator id
+  SlotPhase phase = SlotPhase::empty;
+  std::string serial;
+  std::string firmware;
+  int battery_pct = -1;
+  bool charging = false;
+  std::uint64_t bytes_total = 0;       ///< bytes this docking has to pull
+  std::uint64_t bytes_done = 0;
+  double mbps = 0;                     ///< pull rate, smoothed
+  std::string detail;                  ///< last notable event or the attention reason
+};
+
+/// How a session ended.
+enum class SessionEnd { done, attention, unplugged, failed };
+
+class Dock {
+  /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).
+  template <typename F>
+  auto db(F f) {
+    StateDb* state = state_.get();
+    return run_blocking(db_pool_, [state, f = std::move(f)]() mutable { return f(*state); });
+  }
+
+ public:
+  Dock(boost::asio::io_context& ioc, DockConfig cfg, Sink& sink);
+  ~Dock();
+  Dock(const Dock&) = delete;
+  Dock& operator=(const Dock&) = delete;
+
+  /// Serves one docked camera until everything it holds is stored and erased (or quarantined),
+  /// or the link fails. `slot` is 1-based.
+  boost::asio::awaitable<SessionEnd> run_session(unsigned slot, usb::CameraLink& link);
+  /// The upload queue: stores SPOOLED segments until stop().
+  boost::asio::awaitable<void> run_uploader();
+  void stop();
+
+  [[nodiscard]] const std::vector<SlotStatus>& slots() const { return slots_; }
+  SlotStatus& slot(unsigned index) { return slots_.at(index - 1); }
+  [[nodiscard]] const DockConfig& config() const { return cfg_; }
+  [[nodiscard]] std::filesystem::path spool_path(const std::string& serial, std::uint64_t seq) const;
+
+  /// The state database, asynchronously: each call runs on the database thread.
+  /// (Plain functions returning awaitables: see blocking.hpp for why no lambda crosses a co_await.)
+  auto camera_seen(std::string serial, std::string model, std::string firmware) {
+    return db([=](StateDb& s) { s.camera_seen(serial, model, firmware); });
+  }
+  auto add_listed(proto::Manifest m) {
+    return db([m = std::move(m)](StateDb& s) { return s.add_listed(m); });
+  }
+  auto camera_segments(std::string serial) {
+    return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial); });
+  }
+  auto in_state(SegState state) {
+    return db([state](StateDb& s) { return s.in_state(state); });
+  }
+  auto transition(std::string serial, std::uint64_t seq, std::vector<SegState> from, SegState to, SegUpdate update = {},
+                  std::string why = {}) {
+    return db([=, from = std::move(from), update = std::move(update)](StateDb& s) {
+      return s.transition(serial, seq, from, to, update, why);
+    });
+  }
+
+  /// Totals since start, for the demo's summary and benchmarks.
+  struct Totals {
+    std::uint64_t pulled_bytes = 0;
+    std::uint64_t reread_bytes = 0;    ///< chunks read again after a hash failure
+    std::uint64_t stored_bytes = 0;
+    std::uint64_t segments_stored = 0;
+    std::uint64_t segments_erased = 0;
+    std::uint64_t segments_quarantined = 0;
+  };
+  [[nodiscard]] const Totals& totals() const { return totals_; }
+
+ private:
+  friend class Session;
+  boost::asio::awaitable<void> store_one(SegmentRow row);
+
+  boost::asio::io_context& ioc_;
+  DockConfig cfg_;
+  Sink& sink_;
+  boost::asio::thread_pool db_pool_{1};
+  boost::asio::thread_pool io_pool_{2};
+  std::unique_ptr<StateDb> state_;
+  std::vector<SlotStatus> slots_;
+  usb::AsyncEvent spooled_;   ///< sessions -> uploader: something to store
+  usb::AsyncEvent stored_;    ///< uploader -> sessions: something to erase
+  std::set<std::pair<std::string, std::uint64_t>> uploading_;
+  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> retry_at_;
+  bool stopping_ = false;
+  Totals totals_;
+};
+
+}  // namespace bodydock::dock

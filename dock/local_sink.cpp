@@ -1,0 +1,123 @@
+#include "dock/local_sink.hpp"
+
+#include "dock/blocking.hpp"
+#include "dock/files.hpp"
+#include "proto/sha256.hpp"
+
+#include <boost/json.hpp>
+
+#include <fcntl.h>
+
+#include <cstdio>
+#include <vector>
+
+namespace bodydock::dock {
+namespace {
+
+// boost::system::error_category has a protected non-virtual destructor by design (its
+// categories are never deleted through a base pointer), which -Wnon-virtual-dtor flags.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class SinkCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "bodydock.sink"; }
+  std::string message(int ev) const override {
+    switch (static_cast<sink_errc>(ev)) {
+      case sink_errc::content_mismatch: return "spooled bytes do not match the manifest's SHA-256";
+      case sink_errc::object_conflict: return "storage holds different bytes under this segment's key";
+    }
+    return "unknown sink error";
+  }
+};
+#pragma GCC diagnostic pop
+
+constexpr std::size_t kCopyBlock = 1u << 20;
+
+/// Hashes a whole file; used to recognise an object stored before a crash.
+boost::system::result<proto::Digest> hash_file(const std::filesystem::path& p, std::uint64_t& size) {
+  auto fd = open_file(p, O_RDONLY);
+  if (!fd) return fd.error();
+  std::vector<std::uint8_t> buf(kCopyBlock);
+  proto::Sha256 h;
+  size = 0;
+  for (;;) {
+    auto n = read_at(fd->get(), buf, size);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    h.update({buf.data(), *n});
+    size += *n;
+  }
+  return h.finish();
+}
+
+}  // namespace
+
+const boost::system::error_category& sink_category() noexcept {
+  static const SinkCategory category;
+  return category;
+}
+
+LocalDirSink::LocalDirSink(std::filesystem::path root, boost::asio::thread_pool& pool) : root_(std::move(root)), pool_(pool) {
+  std::filesystem::create_directories(root_);
+}
+
+std::string LocalDirSink::object_key(const proto::Manifest& m) {
+  char seq[32];
+  std::snprintf(seq, sizeof seq, "%08llu", static_cast<unsigned long long>(m.seq));
+  return m.camera_serial + "/" + seq + "-" + proto::to_hex(m.sha256) + ".seg";
+}
+
+boost::asio::awaitable<boost::system::result<StoreReceipt>> LocalDirSink::store(const std::filesystem::path& spool_file,
+                                                                                const proto::Manifest& m) {
+  return run_blocking(pool_, [this, spool_file, &m] { return store_blocking(spool_file, m); });
+}
+
+boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m) const {
+  const auto key = object_key(m);
+  const auto final_path = root_ / key;
+  const auto dir = final_path.parent_path();
+  std::error_code fs_ec;
+  std::filesystem::create_directories(dir, fs_ec);
+  if (fs_ec) return boost::system::error_code(fs_ec.value(), boost::system::generic_category());
+
+  // The manifest goes first: a segment file never exists without its manifest beside it.
+  const auto manifest_path = dir / (final_path.stem().string() + ".manifest.json");
+  if (auto ec = write_file_atomic(manifest_path, boost::json::serialize(proto::manifest_to_json(m)) + "\n")) return ec;
+
+  if (std::filesystem::exists(final_path)) {
+    std::uint64_t size = 0;
+    auto have = hash_file(final_path, size);
+    if (!have) return have.error();
+    if (!proto::digest_equal(*have, m.sha256) || size != m.size) return make_error_code(sink_errc::object_conflict);
+    return StoreReceipt{key, *have, size};
+  }
+
+  auto src = open_file(spool_file, O_RDONLY);
+  if (!src) return src.error();
+  const auto tmp = dir / ("." + final_path.filename().string() + ".tmp");
+  auto dst = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  if (!dst) return dst.error();
+  std::vector<std::uint8_t> buf(kCopyBlock);
+  proto::Sha256 h;
+  std::uint64_t off = 0;
+  for (;;) {
+    auto n = read_at(src->get(), buf, off);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    const proto::ByteView block(buf.data(), *n);
+    h.update(block);
+    if (auto ec = write_all_at(dst->get(), block, off)) return ec;
+    off += *n;
+  }
+  const auto digest = h.finish();
+  if (off != m.size || !proto::digest_equal(digest, m.sha256)) {
+    std::filesystem::remove(tmp, fs_ec);
+    return make_error_code(sink_errc::content_mismatch);
+  }
+  if (auto ec = sync_file(dst->get())) return ec;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return boost::system::error_code(errno, boost::system::generic_category());
+  if (auto ec = sync_dir(dir)) return ec;
+  return StoreReceipt{key, digest, off};
+}
+
+}  // namespace bodydock::dock

@@ -1,0 +1,33 @@
+#pragma once
+/// The embedded default sink: a directory tree
+///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.seg
+///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.manifest.json
+/// written atomically (temp file, fsync, rename, fsync directory). The segment is hashed as it
+/// is written; the receipt carries that hash, and a mismatch with the manifest is refused.
+/// Storing again what is already there (after a crash) is recognised by hash, not rewritten.
+
+#include "dock/sink.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+namespace bodydock::dock {
+
+class LocalDirSink final : public Sink {
+ public:
+  LocalDirSink(std::filesystem::path root, boost::asio::thread_pool& pool);
+
+  boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
+                                                                    const proto::Manifest& m) override;
+  [[nodiscard]] std::string describe() const override { return "local directory " + root_.string(); }
+
+  /// The blocking implementation (runs on the pool).
+  boost::system::result<StoreReceipt> store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m) const;
+  /// Relative object key of a segment.
+  static std::string object_key(const proto::Manifest& m);
+
+ private:
+  std::filesystem::path root_;
+  boost::asio::thread_pool& pool_;
+};
+
+}  // namespace bodydock::dock

@@ -1,0 +1,51 @@
+#include "dock/log.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+
+namespace bodydock::dock {
+namespace {
+
+std::mutex g_mutex;
+std::deque<std::string> g_recent;
+
+const char* level_word(Level l) {
+  switch (l) {
+    case Level::error: return "error";
+    case Level::warning: return "warning";
+    case Level::notice: return "notice";
+    case Level::info: return "info";
+    case Level::debug: return "debug";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void Log::write(Level l, std::string_view line) {
+  static const bool journal = ::isatty(STDERR_FILENO) == 0;
+  std::string text;
+  if (journal) {
+    text = "<" + std::to_string(static_cast<int>(l)) + ">" + std::string(line) + "\n";
+  } else {
+    text = std::string(level_word(l)) + ": " + std::string(line) + "\n";
+  }
+  std::lock_guard lock(g_mutex);
+  g_recent.emplace_back(line);
+  if (g_recent.size() > 50) g_recent.pop_front();
+  if (!quiet_.load()) std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+std::string Log::recent(std::size_t lines) {
+  std::lock_guard lock(g_mutex);
+  std::string out;
+  const auto n = std::min(lines, g_recent.size());
+  for (auto it = g_recent.end() - static_cast<std::ptrdiff_t>(n); it != g_recent.end(); ++it) out += *it + "\n";
+  return out;
+}
+
+}  // namespace bodydock::dock

@@ -1,0 +1,44 @@
+#pragma once
+/// One log line per event on stderr. Under journald (stderr not a terminal) lines carry the
+/// syslog priority prefix "<N>"; on a terminal a short level word. Context goes first in the
+/// line ("slot 2 BC-0001 seg 7: ..."). Never log keys, tokens or passwords.
+
+#include <atomic>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace bodydock::dock {
+
+enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+class Log {
+ public:
+  static void set_level(Level max) { max_.store(max); }
+  /// While a live table owns the terminal, lines are kept for it instead of printed.
+  static void set_quiet(bool quiet) { quiet_.store(quiet); }
+  static bool enabled(Level l) { return static_cast<int>(l) <= static_cast<int>(max_.load()); }
+  static void write(Level l, std::string_view line);
+  /// The last few lines, newest last (the live table shows them under the slots).
+  static std::string recent(std::size_t lines);
+
+ private:
+  static inline std::atomic<Level> max_{Level::info};
+  static inline std::atomic<bool> quiet_{false};
+};
+
+/// Concatenates any streamable values: cat("slot ", 2, ": ", msg).
+template <typename... Args>
+std::string cat(Args&&... args) {
+  std::ostringstream s;
+  (s << ... << std::forward<Args>(args));
+  return s.str();
+}
+
+template <typename... Args>
+void log(Level l, Args&&... args) {
+  if (Log::enabled(l)) Log::write(l, cat(std::forward<Args>(args)...));
+}
+
+}  // namespace bodydock::dock

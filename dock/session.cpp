@@ -1,0 +1,485 @@
+// One docked camera, top to bottom: hello -> status -> list -> pull/verify/spool each segment
+// -> erase what storage confirmed -> wait for the rest of the uploads -> done.
+#include "dock/dock.hpp"
+#include "dock/files.hpp"
+#include "dock/spool.hpp"
+#include "dock/log.hpp"
+#include "proto/messages.hpp"
+#include "proto/sha256.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+
+namespace bodydock::dock {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using boost::system::error_code;
+using proto::Bytes;
+using proto::ByteView;
+using proto::MsgType;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// What happened to one segment's pull.
+enum class PullEnd { spooled, quarantined, skipped, link_failed };
+
+std::string mib(std::uint64_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return b;
+}
+
+}  // namespace
+
+class Session {
+ public:
+  Session(Dock& dock, unsigned slot, usb::CameraLink& link)
+      : dock_(dock), slot_(slot), link_(link), status_(dock.slot(slot)), tag_(cat("slot ", slot)) {}
+
+  asio::awaitable<SessionEnd> run();
+
+ private:
+  asio::awaitable<error_code> send(MsgType type, const Bytes& payload, std::uint32_t& id);
+  asio::awaitable<boost::system::result<proto::Frame>> receive();
+  asio::awaitable<boost::system::result<proto::Frame>> call(MsgType type, const Bytes& payload, MsgType expect);
+  asio::awaitable<error_code> handshake();
+  asio::awaitable<error_code> refresh_status();
+  asio::awaitable<error_code> list_all();
+  asio::awaitable<PullEnd> pull(SegmentRow row);
+  asio::awaitable<error_code> erase_confirmed();
+  asio::awaitable<void> purge(const SegmentRow& row);
+  asio::awaitable<void> quarantine(const SegmentRow& row, std::string reason);
+  SessionEnd end_with(const error_code& ec, std::string_view during);
+  void note_progress(std::uint64_t bytes);
+
+  Dock& dock_;
+  unsigned slot_;
+  usb::CameraLink& link_;
+  SlotStatus& status_;
+  std::string tag_;           ///< "slot 2 BC-0001": the context every log line starts with
+  std::string serial_;
+  proto::FrameParser parser_;
+  Bytes inbuf_;
+  std::uint32_t next_id_ = 1;
+  std::uint32_t max_read_ = proto::kMaxReadLength;
+  std::set<std::uint64_t> listed_;
+  bool attention_ = false;
+  Clock::time_point window_start_ = Clock::now();
+  std::uint64_t window_bytes_ = 0;
+  error_code link_error_;      ///< why the link failed, when a pull ends with link_failed
+};
+
+asio::awaitable<error_code> Session::send(MsgType type, const Bytes& payload, std::uint32_t& id) {
+  id = next_id_++;
+  auto frame = proto::encode_frame(type, id, payload);
+  if (!frame) co_return frame.error();
+  asio::steady_timer deadline(co_await asio::this_coro::executor, dock_.cfg_.request_timeout);
+  auto r = co_await (link_.write(*frame) || deadline.async_wait(asio::use_awaitable));
+  if (r.index() == 1) co_return usb::link_errc::timed_out;
+  co_return std::get<0>(r);
+}
+
+asio::awaitable<boost::system::result<proto::Frame>> Session::receive() {
+  for (;;) {
+    if (auto f = parser_.next()) co_return std::move(*f);
+    if (parser_.error()) co_return parser_.error();
+    inbuf_.clear();
+    asio::steady_timer deadline(co_await asio::this_coro::executor, dock_.cfg_.request_timeout);
+    auto r = co_await (link_.read(inbuf_) || deadline.async_wait(asio::use_awaitable));
+    if (r.index() == 1) co_return usb::link_errc::timed_out;
+    if (auto ec = std::get<0>(r)) co_return ec;
+    if (auto ec = parser_.feed(inbuf_)) co_return ec;
+  }
+}
+
+asio::awaitable<boost::system::result<proto::Frame>> Session::call(MsgType type, const Bytes& payload, MsgType expect) {
+  std::uint32_t id = 0;
+  if (auto ec = co_await send(type, payload, id)) co_return ec;
+  auto f = co_await receive();
+  if (!f) co_return f.error();
+  if (f->header.request_id != id) co_return proto::errc::bad_request;
+  if (f->header.type == MsgType::error) {
+    auto e = proto::decode_error(f->payload);
+    co_return e ? proto::make_error_code(e->code) : e.error();
+  }
+  if (f->header.type != expect) co_return proto::errc::malformed_frame;
+  co_return f;
+}
+
+asio::awaitable<error_code> Session::handshake() {
+  proto::Hello hello;
+  hello.host_id = dock_.cfg_.dock_id;
+  auto f = co_await call(MsgType::hello, proto::encode(hello), MsgType::hello_ok);
+  if (!f) co_return f.error();
+  auto ok = proto::decode_hello_ok(f->payload);
+  if (!ok) co_return ok.error();
+  serial_ = ok->serial;
+  max_read_ = ok->max_read;
+  tag_ = cat("slot ", slot_, " ", serial_);
+  status_.serial = ok->serial;
+  status_.firmware = ok->firmware;
+  co_await dock_.camera_seen(serial_, ok->model, ok->firmware);
+  log(Level::info, tag_, ": camera ", ok->model, " firmware ", ok->firmware, " speaks protocol ", ok->version);
+  co_return error_code{};
+}
+
+asio::awaitable<error_code> Session::refresh_status() {
+  auto f = co_await call(MsgType::status_get, proto::encode(proto::StatusGet{}), MsgType::status);
+  if (!f) co_return f.error();
+  auto st = proto::decode_status(f->payload);
+  if (!st) co_return st.error();
+  status_.battery_pct = st->battery_pct;
+  status_.charging = st->charging;
+  co_return error_code{};
+}
+
+asio::awaitable<error_code> Session::list_all() {
+  proto::List req;
+  for (;;) {
+    auto f = co_await call(MsgType::list, proto::encode(req), MsgType::list_ok);
+    if (!f) co_return f.error();
+    auto ok = proto::decode_list_ok(f->payload);
+    if (!ok) co_return ok.error();
+    for (auto& m : ok->manifests) {
+      if (m.camera_serial != serial_ || m.seq < req.cursor) {
+        log(Level::error, tag_, ": camera listed segment ", m.seq, " of camera '", m.camera_serial, "'; ignored");
+        attention_ = true;
+        continue;
+      }
+      const auto seq = m.seq;
+      const auto result = co_await dock_.add_listed(std::move(m));
+      if (result == ListedResult::conflict) {
+        // Same sequence number, different manifest: never overwrite what we already hold.
+        log(Level::error, tag_, " seg ", seq, ": camera lists a different manifest than before; not pulled, kept for review");
+        status_.detail = cat("segment ", seq, " changed on the camera");
+        attention_ = true;
+        continue;
+      }
+      listed_.insert(seq);
+    }
+    if (!ok->more) break;
+    if (ok->next_cursor <= req.cursor) co_return proto::errc::bad_request;  // a cursor that does not advance
+    req.cursor = ok->next_cursor;
+  }
+  co_return error_code{};
+}
+
+void Session::note_progress(std::uint64_t bytes) {
+  status_.bytes_done += bytes;
+  window_bytes_ += bytes;
+  const auto now = Clock::now();
+  const std::chrono::duration<double> dt = now - window_start_;
+  if (dt.count() >= 0.5) {
+    status_.mbps = static_cast<double>(window_bytes_) / dt.count() / 1e6;
+    window_start_ = now;
+    window_bytes_ = 0;
+  }
+}
+
+asio::awaitable<void> Session::quarantine(const SegmentRow& row, std::string reason) {
+  log(Level::error, tag_, " seg ", row.seq, ": quarantined: ", reason, "; kept on the camera and in the spool");
+  SegUpdate u;
+  u.reason = reason;
+  co_await dock_.transition(row.serial, row.seq, states(SegState::listed, SegState::pulling, SegState::spooled), SegState::quarantined, u, reason);
+  ++dock_.totals_.segments_quarantined;
+  status_.detail = cat("segment ", row.seq, " quarantined: ", reason);
+  attention_ = true;
+}
+
+asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
+  const auto& m = row.manifest;
+  if (m.chunk_size > max_read_) {
+    co_await quarantine(row, cat("chunk size ", m.chunk_size, " above the camera's read limit ", max_read_));
+    co_return PullEnd::quarantined;
+  }
+  const auto path = dock_.spool_path(row.serial, row.seq);
+  auto whole = std::make_unique<proto::Sha256>();
+  const auto keep = row.pulled - row.pulled % m.chunk_size;
+  Fd fd = co_await async_open_spool(dock_.io_pool_, path, keep, *whole);
+  const auto serial = row.serial;
+  const auto seq = row.seq;
+  if (row.state == SegState::listed || keep != row.pulled) {
+    SegUpdate u;
+    u.pulled = keep;
+    co_await dock_.transition(serial, seq, states(SegState::listed, SegState::pulling), SegState::pulling, u, "pull started");
+  }
+  if (keep > 0) log(Level::info, tag_, " seg ", seq, ": resuming at byte ", keep, " of ", m.size);
+
+  const std::uint64_t chunks = m.chunk_count();
+  std::uint64_t next_chunk = keep / m.chunk_size;   // first chunk not yet written
+  std::uint64_t next_request = next_chunk;
+  std::uint64_t durable = keep;
+  std::deque<std::pair<std::uint32_t, std::uint64_t>> in_flight;  // (request id, chunk)
+  std::map<std::uint64_t, unsigned> failures;
+  bool draining = false;  // a chunk failed: discard replies in flight, then ask again from it
+  const auto started = Clock::now();
+  const int raw_fd = fd.get();
+
+  PullEnd end = PullEnd::spooled;
+  std::string quarantine_reason;
+  while (next_chunk < chunks) {
+    while (!draining && in_flight.size() < dock_.cfg_.reads_in_flight && next_request < chunks) {
+      proto::Read r{seq, next_request * m.chunk_size, m.chunk_length(next_request)};
+      std::uint32_t id = 0;
+      if (auto ec = co_await send(MsgType::read, proto::encode(r), id)) {
+        link_error_ = ec;
+        end = PullEnd::link_failed;
+        break;
+      }
+      in_flight.emplace_back(id, next_request++);
+    }
+    if (end != PullEnd::spooled) break;
+    auto f = co_await receive();
+    if (!f) {
+      link_error_ = f.error();
+      end = PullEnd::link_failed;
+      break;
+    }
+    if (in_flight.empty() || f->header.request_id != in_flight.front().first) {
+      link_error_ = proto::errc::bad_request;
+      end = PullEnd::link_failed;
+      break;
+    }
+    const auto chunk = in_flight.front().second;
+    in_flight.pop_front();
+    if (draining) {
+      dock_.totals_.reread_bytes += m.chunk_length(chunk);
+      if (in_flight.empty()) {
+        draining = false;
+        next_request = next_chunk;
+      }
+      continue;
+    }
+    if (f->header.type == MsgType::error) {
+      auto e = proto::decode_error(f->payload);
+      const auto code = e ? e->code : proto::errc::malformed_frame;
+      if (code == proto::errc::not_found) {
+        log(Level::error, tag_, " seg ", seq, ": camera no longer has this segment, which was never stored");
+        status_.detail = cat("segment ", seq, " vanished from the camera");
+        attention_ = true;
+        end = PullEnd::skipped;
+      } else {
+        link_error_ = proto::make_error_code(code);
+        end = PullEnd::link_failed;
+      }
+      break;
+    }
+    auto data = f->header.type == MsgType::data ? proto::decode_data(f->payload) : boost::system::result<proto::Data>(proto::errc::malformed_frame);
+    if (!data || data->seq != seq || data->offset != chunk * m.chunk_size || data->bytes.size() != m.chunk_length(chunk)) {
+      link_error_ = data ? proto::make_error_code(proto::errc::bad_request) : data.error();
+      end = PullEnd::link_failed;
+      break;
+    }
+    const auto bytes = data->bytes;
+    const auto& expect = m.chunk_sha256[chunk];
+    const auto offset = chunk * m.chunk_size;
+    bool good = false;
+    try {
+      good = co_await async_verify_and_spool(dock_.io_pool_, raw_fd, bytes, offset, expect, *whole);
+    } catch (const boost::system::system_error& e) {
+      log(Level::error, tag_, " seg ", seq, ": ", e.what(), "; pulling stops, the camera keeps the segment");
+      status_.detail = cat("spool write failed: ", e.code().message());
+      attention_ = true;
+      link_error_ = e.code();
+      end = PullEnd::link_failed;
+      break;
+    }
+    dock_.totals_.pulled_bytes += bytes.size();
+    if (!good) {
+      const auto n = ++failures[chunk];
+      log(Level::warning, tag_, " seg ", seq, ": chunk ", chunk, " failed its SHA-256 (", n, " of ", dock_.cfg_.chunk_retries + 1, ")");
+      if (n > dock_.cfg_.chunk_retries) {
+        quarantine_reason = cat("chunk ", chunk, " failed its SHA-256 ", n, " times");
+        end = PullEnd::quarantined;
+        break;
+      }
+      dock_.totals_.reread_bytes += bytes.size();
+      draining = !in_flight.empty();
+      next_request = next_chunk;
+      continue;
+    }
+    ++next_chunk;
+    note_progress(bytes.size());
+    const auto written = next_chunk * m.chunk_size;
+    if (written - durable >= dock_.cfg_.sync_every_bytes && next_chunk < chunks) {
+      co_await async_sync(dock_.io_pool_, raw_fd);
+      SegUpdate u;
+      u.pulled = written;
+      co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::pulling, u);
+      durable = written;
+    }
+  }
+
+  if (end != PullEnd::link_failed) {
+    // Replies still queued for this segment must not be taken for the next one's.
+    for (; !in_flight.empty(); in_flight.pop_front()) {
+      auto f = co_await receive();
+      if (!f) {
+        link_error_ = f.error();
+        end = PullEnd::link_failed;
+        break;
+      }
+    }
+  }
+  if (end == PullEnd::link_failed || end == PullEnd::skipped) {
+    // Keep what arrived intact: sync and record it, so the next docking resumes from here.
+    const auto written = std::min<std::uint64_t>(next_chunk * m.chunk_size, m.size);
+    if (written > durable && end == PullEnd::link_failed) {
+      co_await async_sync(dock_.io_pool_, raw_fd);
+      SegUpdate u;
+      u.pulled = written;
+      co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::pulling, u);
+    }
+    co_return end;
+  }
+  if (end == PullEnd::quarantined) {
+    co_await quarantine(row, quarantine_reason);
+    co_return end;
+  }
+  const auto digest = whole->finish();
+  if (!proto::digest_equal(digest, m.sha256)) {
+    co_await quarantine(row, "chunks verify but the whole-segment SHA-256 does not (inconsistent manifest)");
+    co_return PullEnd::quarantined;
+  }
+  co_await async_sync(dock_.io_pool_, raw_fd);
+  SegUpdate done;
+  done.pulled = m.size;
+  co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::spooled, done, "pulled, verified and spooled");
+  const std::chrono::duration<double> took = Clock::now() - started;
+  log(Level::info, tag_, " seg ", seq, ": spooled ", mib(m.size - keep), " in ", took.count(), " s");
+  dock_.spooled_.notify();
+  co_return PullEnd::spooled;
+}
+
+asio::awaitable<void> Session::purge(const SegmentRow& row) {
+  co_await async_remove(dock_.io_pool_, dock_.spool_path(row.serial, row.seq));
+  co_await dock_.transition(row.serial, row.seq, states(SegState::erased), SegState::purged, SegUpdate{}, "spool purged");
+}
+
+asio::awaitable<error_code> Session::erase_confirmed() {
+  auto rows = co_await dock_.camera_segments(serial_);
+  for (const auto& row : rows) {
+    if (row.state == SegState::erased) {
+      co_await purge(row);
+      continue;
+    }
+    if (row.state != SegState::stored) continue;
+    const auto seq = row.seq;
+    if (!listed_.contains(seq)) {
+      // Stored, and the camera no longer has it: it erased on our request before a crash.
+      co_await dock_.transition(serial_, seq, states(SegState::stored), SegState::erased, SegUpdate{}, "camera no longer lists it");
+      co_await purge(row);
+      continue;
+    }
+    const auto receipt = proto::digest_from_hex(row.receipt);
+    if (!receipt || !proto::digest_equal(*receipt, row.manifest.sha256)) {
+      log(Level::error, tag_, " seg ", seq, ": storage receipt does not match the manifest; not erasing");
+      attention_ = true;
+      continue;
+    }
+    proto::Erase req{seq, Bytes(receipt->begin(), receipt->end())};
+    auto f = co_await call(MsgType::erase, proto::encode(req), MsgType::erase_ok);
+    if (!f && f.error() != proto::errc::not_found) {
+      if (f.error().category() == proto::proto_category()) {
+        log(Level::error, tag_, " seg ", seq, ": camera refused erase: ", f.error().message());
+        attention_ = true;
+        continue;
+      }
+      co_return f.error();
+    }
+    co_await dock_.transition(serial_, seq, states(SegState::stored), SegState::erased, SegUpdate{}, "erased by camera; storage confirmed sha256 " + row.receipt);
+    ++dock_.totals_.segments_erased;
+    listed_.erase(seq);
+    log(Level::info, tag_, " seg ", seq, ": erased on camera (storage confirmed)");
+    co_await purge(row);
+  }
+  co_return error_code{};
+}
+
+SessionEnd Session::end_with(const error_code& ec, std::string_view during) {
+  if (ec == usb::link_errc::disconnected || ec == usb::link_errc::closed) {
+    log(Level::notice, tag_, ": camera undocked during ", during, "; what is not stored stays on the camera");
+    status_.phase = SlotPhase::empty;
+    status_.detail = cat("undocked during ", during);
+    return SessionEnd::unplugged;
+  }
+  log(Level::error, tag_, ": ", during, " failed: ", ec.message());
+  status_.phase = SlotPhase::attention;
+  status_.detail = cat(during, ": ", ec.message());
+  return SessionEnd::failed;
+}
+
+asio::awaitable<SessionEnd> Session::run() {
+  status_ = SlotStatus{};
+  status_.index = slot_;
+  status_.where = link_.describe();
+  status_.phase = SlotPhase::authenticating;
+  if (auto ec = co_await handshake()) co_return end_with(ec, "hello");
+  if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
+  if (auto ec = co_await list_all()) co_return end_with(ec, "listing");
+
+  auto rows = co_await dock_.camera_segments(serial_);
+  std::vector<SegmentRow> to_pull;
+  for (auto& row : rows) {
+    const bool on_camera = listed_.contains(row.seq);
+    if ((row.state == SegState::listed || row.state == SegState::pulling) && on_camera) {
+      status_.bytes_total += row.manifest.size - row.pulled;
+      to_pull.push_back(std::move(row));
+    } else if (!on_camera && (row.state == SegState::listed || row.state == SegState::pulling || row.state == SegState::spooled)) {
+      if (row.state != SegState::spooled) {
+        log(Level::error, tag_, " seg ", row.seq, ": the camera no longer lists this segment and the dock never stored it");
+        status_.detail = cat("segment ", row.seq, " missing on the camera");
+        attention_ = true;
+      }
+    }
+  }
+  log(Level::info, tag_, ": ", listed_.size(), " segments on camera, ", to_pull.size(), " to pull (", mib(status_.bytes_total), ")");
+  status_.phase = SlotPhase::syncing;
+  for (auto& row : to_pull) {
+    const auto end = co_await pull(std::move(row));
+    if (end == PullEnd::link_failed) co_return end_with(link_error_, "pull");
+    if (auto ec = co_await erase_confirmed()) co_return end_with(ec, "erase");
+  }
+  status_.mbps = 0;
+
+  // Wait for storage to confirm the rest, erasing as confirmations arrive; keep the camera
+  // talking (status) so an undock or a hang is noticed.
+  for (;;) {
+    if (auto ec = co_await erase_confirmed()) co_return end_with(ec, "erase");
+    auto now = co_await dock_.camera_segments(serial_);
+    std::size_t waiting = 0;
+    for (const auto& r : now) waiting += listed_.contains(r.seq) && (r.state == SegState::spooled || r.state == SegState::stored) ? 1 : 0;
+    if (waiting == 0) break;
+    status_.phase = SlotPhase::waiting_upload;
+    asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::seconds(2));
+    co_await (dock_.stored_.wait() || tick.async_wait(asio::use_awaitable));
+    if (auto ec = co_await refresh_status()) co_return end_with(ec, "waiting for storage");
+  }
+  if (attention_) {
+    status_.phase = SlotPhase::attention;
+    log(Level::warning, tag_, ": finished with attention: ", status_.detail);
+    co_return SessionEnd::attention;
+  }
+  status_.phase = SlotPhase::done;
+  status_.detail = "all stored and erased: safe to undock";
+  log(Level::notice, tag_, ": done, safe to undock");
+  co_return SessionEnd::done;
+}
+
+asio::awaitable<SessionEnd> Dock::run_session(unsigned slot, usb::CameraLink& link) {
+  Session session(*this, slot, link);
+  co_return co_await session.run();
+}
+
+}  // namespace bodydock::dock

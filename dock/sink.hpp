@@ -1,0 +1,42 @@
+#pragma once
+/// Storage sinks: where spooled segments go. A sink stores the spool file's bytes under a key
+/// derived only from (camera serial, sequence number, SHA-256), so a retry can never create a
+/// second, different object, and returns a receipt only after it has confirmed that what it
+/// holds hashes to the manifest's SHA-256. The embedded default is a local directory; S3 next.
+
+#include "proto/manifest.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <filesystem>
+#include <string>
+#include <type_traits>
+
+namespace bodydock::dock {
+
+enum class sink_errc {
+  content_mismatch = 1,  ///< the spool's bytes do not hash to the manifest: pull again
+  object_conflict = 2,   ///< storage already holds different bytes under this key: never overwritten
+};
+const boost::system::error_category& sink_category() noexcept;
+inline boost::system::error_code make_error_code(sink_errc e) noexcept { return {static_cast<int>(e), sink_category()}; }
+
+struct StoreReceipt {
+  std::string object_key;
+  proto::Digest sha256{};  ///< computed by the sink over the bytes it stored
+  std::uint64_t size = 0;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
+                                                                            const proto::Manifest& m) = 0;
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+}  // namespace bodydock::dock
+
+template <>
+struct boost::system::is_error_code_enum<bodydock::dock::sink_errc> : std::true_type {};

@@ -1,0 +1,43 @@
+#pragma once
+/// The spool: one file per segment being pulled, STATE/spool/<serial>/<seq>.part. Everything
+/// here blocks and runs on the I/O pool; the async_* wrappers return awaitables for sessions.
+
+#include "dock/blocking.hpp"
+#include "dock/files.hpp"
+#include "proto/sha256.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <filesystem>
+
+namespace bodydock::dock {
+
+/// Opens a segment's spool file, drops anything past `keep` (the last durable offset), and
+/// hashes the kept prefix into `whole`, so the whole-segment check covers resumed pulls too.
+Fd open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole);
+/// Verifies a chunk against its manifest hash; if it matches, writes it at `offset` and feeds
+/// the whole-segment hash. false (nothing written) on a hash mismatch; throws on I/O errors.
+bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, proto::Sha256& whole);
+
+inline auto async_open_spool(boost::asio::thread_pool& pool, std::filesystem::path path, std::uint64_t keep, proto::Sha256& whole) {
+  return run_blocking(pool, [path = std::move(path), keep, &whole] { return open_spool(path, keep, whole); });
+}
+inline auto async_verify_and_spool(boost::asio::thread_pool& pool, int fd, proto::ByteView data, std::uint64_t offset,
+                                   const proto::Digest& expect, proto::Sha256& whole) {
+  return run_blocking(pool, [=, &expect, &whole] { return verify_and_spool(fd, data, offset, expect, whole); });
+}
+/// fdatasync; throws on failure (a spool that cannot be made durable must not count as such).
+inline auto async_sync(boost::asio::thread_pool& pool, int fd) {
+  return run_blocking(pool, [fd] {
+    if (auto ec = sync_file(fd)) throw boost::system::system_error(ec, "sync spool");
+  });
+}
+inline auto async_remove(boost::asio::thread_pool& pool, std::filesystem::path path) {
+  return run_blocking(pool, [path = std::move(path)] {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    if (ec) throw std::system_error(ec, "remove " + path.string());
+  });
+}
+
+}  // namespace bodydock::dock

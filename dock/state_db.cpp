@@ -1,0 +1,296 @@
+#include "dock/state_db.hpp"
+
+#include "proto/sha256.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace bodydock::dock {
+namespace {
+
+/// Schema migrations, applied in order; user_version counts how many ran.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE segments(
+  serial TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  pulled INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  recording_id TEXT NOT NULL,
+  manifest BLOB NOT NULL,
+  object_key TEXT NOT NULL DEFAULT '',
+  receipt TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  listed_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY(serial, seq)
+) WITHOUT ROWID;
+CREATE INDEX segments_by_state ON segments(state, updated_ms);
+CREATE TABLE cameras(
+  serial TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  firmware TEXT NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+);
+CREATE TABLE history(
+  id INTEGER PRIMARY KEY,
+  time_ms INTEGER NOT NULL,
+  serial TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX history_by_segment ON history(serial, seq);
+)sql",
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
+  Stmt& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
+  Stmt& bind(int i, std::string_view v) { return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
+  Stmt& bind(int i, proto::ByteView v) { return check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
+  /// true while a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail("step");
+    return false;
+  }
+  std::int64_t i64(int col) { return sqlite3_column_int64(stmt_, col); }
+  std::string text(int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+  proto::ByteView blob(int col) {
+    const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+    return {p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))};
+  }
+
+ private:
+  Stmt& check(int rc) {
+    if (rc != SQLITE_OK) fail("bind");
+    return *this;
+  }
+  [[noreturn]] void fail(const char* what) {
+    throw std::runtime_error(std::string("state database ") + what + ": " + sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts";
+
+SegmentRow read_row(Stmt& s) {
+  SegmentRow r;
+  r.serial = s.text(0);
+  r.seq = static_cast<std::uint64_t>(s.i64(1));
+  const auto state = state_from_name(s.text(2));
+  if (!state) throw std::runtime_error("state database: unknown state '" + s.text(2) + "'");
+  r.state = *state;
+  r.pulled = static_cast<std::uint64_t>(s.i64(3));
+  auto m = proto::decode_manifest(s.blob(4));
+  if (!m) throw std::runtime_error("state database: stored manifest does not decode: " + m.error().message());
+  r.manifest = std::move(*m);
+  r.object_key = s.text(5);
+  r.receipt = s.text(6);
+  r.reason = s.text(7);
+  r.attempts = static_cast<std::uint32_t>(s.i64(8));
+  return r;
+}
+
+}  // namespace
+
+const char* state_name(SegState s) noexcept {
+  switch (s) {
+    case SegState::listed: return "LISTED";
+    case SegState::pulling: return "PULLING";
+    case SegState::spooled: return "SPOOLED";
+    case SegState::stored: return "STORED";
+    case SegState::erased: return "ERASED";
+    case SegState::purged: return "PURGED";
+    case SegState::quarantined: return "QUARANTINED";
+  }
+  return "?";
+}
+
+std::optional<SegState> state_from_name(std::string_view name) noexcept {
+  for (auto s : {SegState::listed, SegState::pulling, SegState::spooled, SegState::stored, SegState::erased,
+                 SegState::purged, SegState::quarantined})
+    if (name == state_name(s)) return s;
+  return std::nullopt;
+}
+
+StateDb::StateDb(const std::filesystem::path& file) {
+  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error("cannot open state database " + file.string() + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=FULL");
+  exec("PRAGMA foreign_keys=ON");
+  migrate();
+}
+
+StateDb::~StateDb() { sqlite3_close(db_); }
+
+void StateDb::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw std::runtime_error("state database: " + msg);
+  }
+}
+
+int StateDb::schema_version() const {
+  Stmt s(db_, "PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.i64(0));
+}
+
+void StateDb::migrate() {
+  const int have = schema_version();
+  const int want = static_cast<int>(std::size(kMigrations));
+  if (have > want)
+    throw std::runtime_error("state database schema " + std::to_string(have) + " is newer than this dockd (" + std::to_string(want) + ")");
+  for (int v = have; v < want; ++v) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec(kMigrations[v]);
+      exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+      exec("COMMIT");
+    } catch (...) {
+      exec("ROLLBACK");
+      throw;
+    }
+  }
+}
+
+void StateDb::camera_seen(const std::string& serial, const std::string& model, const std::string& firmware) {
+  Stmt s(db_, "INSERT INTO cameras(serial, model, firmware, last_seen_ms) VALUES(?1, ?2, ?3, ?4) "
+              "ON CONFLICT(serial) DO UPDATE SET model=?2, firmware=?3, last_seen_ms=?4");
+  s.bind(1, serial).bind(2, model).bind(3, firmware).bind(4, now_ms()).step();
+}
+
+ListedResult StateDb::add_listed(const proto::Manifest& m) {
+  const auto bytes = proto::encode_manifest(m);
+  {
+    Stmt q(db_, "SELECT manifest FROM segments WHERE serial=?1 AND seq=?2");
+    q.bind(1, m.camera_serial).bind(2, m.seq);
+    if (q.step()) {
+      const auto known = q.blob(0);
+      return std::equal(known.begin(), known.end(), bytes.begin(), bytes.end()) ? ListedResult::known : ListedResult::conflict;
+    }
+  }
+  exec("BEGIN IMMEDIATE");
+  try {
+    const auto t = now_ms();
+    Stmt s(db_, "INSERT INTO segments(serial, seq, state, size, sha256, recording_id, manifest, listed_ms, updated_ms) "
+                "VALUES(?1, ?2, 'LISTED', ?3, ?4, ?5, ?6, ?7, ?7)");
+    s.bind(1, m.camera_serial).bind(2, m.seq).bind(3, m.size).bind(4, proto::to_hex(m.sha256)).bind(5, m.recording_id);
+    s.bind(6, proto::ByteView(bytes)).bind(7, t).step();
+    Stmt h(db_, "INSERT INTO history(time_ms, serial, seq, state, detail) VALUES(?1, ?2, ?3, 'LISTED', ?4)");
+    h.bind(1, t).bind(2, m.camera_serial).bind(3, m.seq).bind(4, std::string_view("listed by camera")).step();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+  return ListedResult::inserted;
+}
+
+std::optional<SegmentRow> StateDb::get(const std::string& serial, std::uint64_t seq) {
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE serial=?1 AND seq=?2").c_str());
+  s.bind(1, serial).bind(2, seq);
+  if (!s.step()) return std::nullopt;
+  return read_row(s);
+}
+
+std::vector<SegmentRow> StateDb::camera_segments(const std::string& serial) {
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE serial=?1 ORDER BY seq").c_str());
+  s.bind(1, serial);
+  std::vector<SegmentRow> rows;
+  while (s.step()) rows.push_back(read_row(s));
+  return rows;
+}
+
+std::vector<SegmentRow> StateDb::in_state(SegState state, std::size_t limit) {
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE state=?1 ORDER BY updated_ms, serial, seq LIMIT ?2").c_str());
+  s.bind(1, std::string_view(state_name(state))).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<SegmentRow> rows;
+  while (s.step()) rows.push_back(read_row(s));
+  return rows;
+}
+
+bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std::vector<SegState>& from, SegState to,
+                         const SegUpdate& u, std::string_view why) {
+  std::string allowed;
+  for (auto f : from) allowed += std::string(allowed.empty() ? "'" : ",'") + state_name(f) + "'";
+  const std::string sql =
+      "UPDATE segments SET state=?3, updated_ms=?4, pulled=COALESCE(?5, pulled), object_key=COALESCE(?6, object_key), "
+      "receipt=COALESCE(?7, receipt), reason=COALESCE(?8, reason), attempts=attempts+?9 "
+      "WHERE serial=?1 AND seq=?2 AND state IN (" + allowed + ")";
+  exec("BEGIN IMMEDIATE");
+  try {
+    const auto t = now_ms();
+    Stmt s(db_, sql.c_str());
+    s.bind(1, serial).bind(2, seq).bind(3, std::string_view(state_name(to))).bind(4, t);
+    if (u.pulled) s.bind(5, *u.pulled);
+    if (u.object_key) s.bind(6, *u.object_key);
+    if (u.receipt) s.bind(7, *u.receipt);
+    if (u.reason) s.bind(8, *u.reason);
+    s.bind(9, static_cast<std::int64_t>(u.count_attempt ? 1 : 0));
+    s.step();
+    const bool changed = sqlite3_changes(db_) == 1;
+    // Progress updates within PULLING are frequent and uninteresting; state changes are history.
+    const bool same_state = from.size() == 1 && from.front() == to;
+    if (changed && !same_state) {
+      Stmt h(db_, "INSERT INTO history(time_ms, serial, seq, state, detail) VALUES(?1, ?2, ?3, ?4, ?5)");
+      h.bind(1, t).bind(2, serial).bind(3, seq).bind(4, std::string_view(state_name(to))).bind(5, why).step();
+    }
+    exec("COMMIT");
+    return changed;
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+std::map<SegState, std::uint64_t> StateDb::counts() {
+  Stmt s(db_, "SELECT state, COUNT(*) FROM segments GROUP BY state");
+  std::map<SegState, std::uint64_t> out;
+  while (s.step())
+    if (auto st = state_from_name(s.text(0))) out[*st] = static_cast<std::uint64_t>(s.i64(1));
+  return out;
+}
+
+std::vector<std::string> StateDb::history(const std::string& serial, std::uint64_t seq) {
+  Stmt s(db_, "SELECT state FROM history WHERE serial=?1 AND seq=?2 ORDER BY id");
+  s.bind(1, serial).bind(2, seq);
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+}  // namespace bodydock::dock

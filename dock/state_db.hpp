@@ -1,0 +1,86 @@
+#pragma once
+/// The dock's durable state: every segment's lifecycle (DESIGN section 3) in SQLite (WAL,
+/// synchronous=FULL). Every transition is one transaction that also appends a history row,
+/// and is guarded by the states it may come from, so a crash or a bug can never move a
+/// segment backwards or skip a step. Not thread-safe: use it from one thread (the db pool).
+
+#include "proto/manifest.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace bodydock::dock {
+
+enum class SegState { listed, pulling, spooled, stored, erased, purged, quarantined };
+
+const char* state_name(SegState s) noexcept;
+
+/// A set of states a transition may come from. (A function rather than a braced list: g++ 12
+/// cannot compile braced lists inside co_await expressions.)
+template <typename... S>
+std::vector<SegState> states(S... s) {
+  return {s...};
+}
+std::optional<SegState> state_from_name(std::string_view name) noexcept;
+
+struct SegmentRow {
+  std::string serial;
+  std::uint64_t seq = 0;
+  SegState state = SegState::listed;
+  std::uint64_t pulled = 0;        ///< bytes of the spool file known durable (fsynced)
+  proto::Manifest manifest;
+  std::string object_key;          ///< where storage keeps it (STORED and later)
+  std::string receipt;             ///< storage's confirmation (hex SHA-256 of the stored bytes)
+  std::string reason;              ///< why quarantined / last error
+  std::uint32_t attempts = 0;      ///< store attempts that failed
+};
+
+/// Optional fields a transition sets together with the state.
+struct SegUpdate {
+  std::optional<std::uint64_t> pulled;
+  std::optional<std::string> object_key;
+  std::optional<std::string> receipt;
+  std::optional<std::string> reason;
+  bool count_attempt = false;
+};
+
+enum class ListedResult { inserted, known, conflict };
+
+class StateDb {
+ public:
+  /// Opens (creating) the database and applies pending schema migrations.
+  explicit StateDb(const std::filesystem::path& file);
+  ~StateDb();
+  StateDb(const StateDb&) = delete;
+  StateDb& operator=(const StateDb&) = delete;
+
+  [[nodiscard]] int schema_version() const;
+
+  void camera_seen(const std::string& serial, const std::string& model, const std::string& firmware);
+  /// Records a listed segment. `conflict` when the camera lists a known sequence number with a
+  /// different manifest: evidence of alteration or replay, never overwritten.
+  ListedResult add_listed(const proto::Manifest& m);
+  std::optional<SegmentRow> get(const std::string& serial, std::uint64_t seq);
+  std::vector<SegmentRow> camera_segments(const std::string& serial);
+  std::vector<SegmentRow> in_state(SegState s, std::size_t limit = 1000);
+  /// Moves a segment to `to` if it is in one of `from`; false (and nothing changed) otherwise.
+  bool transition(const std::string& serial, std::uint64_t seq, const std::vector<SegState>& from, SegState to,
+                  const SegUpdate& update = {}, std::string_view why = {});
+  /// Counts per state over all cameras.
+  std::map<SegState, std::uint64_t> counts();
+  /// History rows of one segment, oldest first ("listed", "pulling", ...).
+  std::vector<std::string> history(const std::string& serial, std::uint64_t seq);
+
+ private:
+  void exec(const char* sql);
+  void migrate();
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace bodydock::dock

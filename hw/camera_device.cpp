@@ -1,0 +1,385 @@
+#include "hw/camera_device.hpp"
+
+#include "proto/sha256.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+namespace bodydock::hw {
+namespace {
+
+using proto::Bytes;
+using proto::ByteView;
+using proto::errc;
+using proto::MsgType;
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t to_le(std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::big) return __builtin_bswap64(v);
+  return v;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// Small deterministic generator for segment metadata.
+class MetaRng {
+ public:
+  explicit MetaRng(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() { return splitmix64(state_++); }
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
+ private:
+  std::uint64_t state_;
+};
+
+constexpr const char* kTriggersOn[] = {"button", "holster-draw", "taser-armed", "voice-command"};
+constexpr const char* kTriggersOff[] = {"button", "incident-timeout", "battery-low"};
+constexpr char kStateMagic[] = "BDCAM1\n";
+
+void write_file_durably(const std::filesystem::path& path, ByteView bytes) {
+  const auto tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + tmp);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      throw std::system_error(e, std::generic_category(), "write " + tmp);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw std::system_error(e, std::generic_category(), "fsync " + tmp);
+  }
+  ::close(fd);
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+std::uint64_t content_key(std::uint64_t seed, const std::string& serial, std::uint64_t seq) {
+  std::uint64_t h = splitmix64(seed);
+  for (unsigned char c : serial) h = splitmix64(h ^ c);
+  return splitmix64(h ^ splitmix64(seq));
+}
+
+void emulated_content(std::uint64_t key, std::uint64_t offset, std::span<std::uint8_t> out) {
+  std::uint64_t word = offset / 8;
+  std::size_t skip = offset % 8;
+  std::size_t i = 0;
+  while (i < out.size()) {
+    const std::uint64_t v = to_le(splitmix64(key ^ (word * 0xd1b54a32d192ed03ull)));
+    const std::size_t n = std::min<std::size_t>(8 - skip, out.size() - i);
+    std::memcpy(out.data() + i, reinterpret_cast<const std::uint8_t*>(&v) + skip, n);
+    i += n;
+    skip = 0;
+    ++word;
+  }
+}
+
+CameraDevice::CameraDevice(CameraSpec spec) : spec_(std::move(spec)) { record_segments(); }
+
+void CameraDevice::record_segments() {
+  if (spec_.chunk_size < proto::kMinChunkSize || spec_.chunk_size > proto::kMaxChunkSize)
+    throw std::invalid_argument("chunk size out of range");
+  if (spec_.segment_bytes == 0 || (spec_.segment_bytes + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
+    throw std::invalid_argument("segment size out of range for the chunk size");
+  MetaRng rng(content_key(spec_.seed, spec_.serial, 0));
+  // Shifts start about 7 hours before "now" in emulated time; incidents every few minutes.
+  std::int64_t t = 1'795'000'000'000 + static_cast<std::int64_t>(rng.below(3'600'000));
+  proto::Digest prev{};
+  std::uint16_t index = 0;
+  std::uint64_t left_in_recording = 0;
+  std::string recording_id;
+  std::string trigger_on;
+  std::vector<std::uint8_t> buf(spec_.chunk_size);
+  proto::Sha256 whole;
+  proto::Sha256 chunk_hash;
+  for (std::uint64_t seq = 1; seq <= spec_.segments; ++seq) {
+    proto::Manifest m;
+    const bool first = left_in_recording == 0;
+    if (first) {
+      left_in_recording = 1 + rng.below(3);
+      index = 0;
+      char id[32];
+      std::snprintf(id, sizeof id, "REC-%016llx", static_cast<unsigned long long>(rng.next()));
+      recording_id = id;
+      trigger_on = kTriggersOn[rng.below(std::size(kTriggersOn))];
+      t += static_cast<std::int64_t>(120'000 + rng.below(1'800'000));
+    }
+    --left_in_recording;
+    m.camera_serial = spec_.serial;
+    m.seq = seq;
+    m.recording_id = recording_id;
+    m.segment_index = index++;
+    m.last_in_recording = left_in_recording == 0;
+    m.pre_record_s = first ? 60 : 0;
+    m.trigger_on = first ? trigger_on : "segment-rollover";
+    m.trigger_off = m.last_in_recording ? kTriggersOff[rng.below(std::size(kTriggersOff))] : "segment-rollover";
+    m.firmware = spec_.firmware;
+    m.start_utc_ms = t - (first ? 60'000 : 0);
+    // About 2 MB/s of encoded video.
+    m.end_utc_ms = t + std::max<std::int64_t>(1000, static_cast<std::int64_t>(spec_.segment_bytes / 2000));
+    t = m.end_utc_ms;
+    m.size = spec_.segment_bytes;
+    m.chunk_size = spec_.chunk_size;
+    const auto key = content_key(spec_.seed, spec_.serial, seq);
+    for (std::uint64_t c = 0; c < m.chunk_count(); ++c) {
+      const auto len = m.chunk_length(c);
+      std::span<std::uint8_t> part(buf.data(), len);
+      emulated_content(key, c * m.chunk_size, part);
+      whole.update(part);
+      chunk_hash.update(part);
+      m.chunk_sha256.push_back(chunk_hash.finish());
+    }
+    m.sha256 = whole.finish();
+    m.prev_manifest_sha256 = prev;
+    prev = proto::manifest_hash(m);
+    manifests_.push_back(std::move(m));
+  }
+}
+
+CameraDevice CameraDevice::open_persistent(CameraSpec spec, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const auto state = dir / (spec.serial + ".camera");
+  if (!std::filesystem::exists(state)) {
+    CameraDevice dev(std::move(spec));
+    dev.dir_ = dir;
+    dev.save();
+    return dev;
+  }
+  std::ifstream in(state, std::ios::binary);
+  Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto magic_len = std::strlen(kStateMagic);
+  if (bytes.size() < magic_len + 8 || std::memcmp(bytes.data(), kStateMagic, magic_len) != 0)
+    throw std::runtime_error("emulated camera state " + state.string() + " is not a camera state file");
+  proto::Reader r(ByteView(bytes).subspan(magic_len));
+  spec.seed = r.u64();
+  spec.segments = r.u32();
+  std::vector<proto::Manifest> manifests;
+  for (std::uint32_t i = 0; i < spec.segments && r.ok(); ++i) {
+    auto m = proto::decode_manifest(r.blob(proto::kMaxManifestSize));
+    if (!m) throw std::runtime_error("emulated camera state " + state.string() + ": " + m.error().message());
+    manifests.push_back(std::move(*m));
+  }
+  if (r.finish() != errc::ok) throw std::runtime_error("emulated camera state " + state.string() + " is truncated");
+  if (!manifests.empty()) {
+    spec.segment_bytes = manifests.front().size;
+    spec.chunk_size = manifests.front().chunk_size;
+  }
+  CameraDevice dev(spec, std::move(manifests), dir);
+  return dev;
+}
+
+CameraDevice::CameraDevice(CameraSpec spec, std::vector<proto::Manifest> manifests, std::filesystem::path dir)
+    : spec_(std::move(spec)), manifests_(std::move(manifests)), dir_(std::move(dir)) {
+  for (const auto& [seq, digest] : read_erase_log(*dir_, spec_.serial)) erased_.insert(seq);
+}
+
+void CameraDevice::save() const {
+  Bytes out(kStateMagic, kStateMagic + std::strlen(kStateMagic));
+  proto::Writer w(out);
+  w.u64(spec_.seed);
+  w.u32(static_cast<std::uint32_t>(manifests_.size()));
+  for (const auto& m : manifests_) w.blob(proto::encode_manifest(m));
+  write_file_durably(*dir_ / (spec_.serial + ".camera"), out);
+}
+
+std::map<std::uint64_t, proto::Digest> CameraDevice::read_erase_log(const std::filesystem::path& dir, const std::string& serial) {
+  std::map<std::uint64_t, proto::Digest> log;
+  std::ifstream in(dir / (serial + ".erase-log"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::uint64_t seq = 0;
+    std::string hex;
+    if (!(fields >> seq >> hex)) continue;  // a torn last line from a crash: never acknowledged
+    if (auto d = proto::digest_from_hex(hex)) log.emplace(seq, *d);
+  }
+  return log;
+}
+
+void CameraDevice::reset_session() {
+  parser_ = proto::FrameParser{};
+  hello_done_ = false;
+}
+
+Bytes CameraDevice::handle(ByteView out_transfer) {
+  Bytes out;
+  if (auto ec = parser_.feed(out_transfer)) {
+    reply_error(out, parser_.failed_request_id(), static_cast<errc>(ec.value()), "frame header refused");
+    parser_ = proto::FrameParser{};  // drop the desynchronised stream; the host starts afresh
+    return out;
+  }
+  while (auto f = parser_.next()) serve(out, *f);
+  if (auto ec = parser_.error()) {
+    reply_error(out, parser_.failed_request_id(), static_cast<errc>(ec.value()), "frame header refused");
+    parser_ = proto::FrameParser{};
+  }
+  return out;
+}
+
+void CameraDevice::reply(Bytes& out, MsgType type, std::uint32_t id, const Bytes& payload) {
+  proto::append_frame_header(out, type, id, static_cast<std::uint32_t>(payload.size()));
+  out.insert(out.end(), payload.begin(), payload.end());
+}
+
+void CameraDevice::reply_error(Bytes& out, std::uint32_t id, errc code, std::string_view message) {
+  reply(out, MsgType::error, id, proto::encode(proto::ErrorReply{code, std::string(message)}));
+}
+
+const proto::Manifest* CameraDevice::find(std::uint64_t seq) const {
+  if (erased_.contains(seq)) return nullptr;
+  auto it = std::lower_bound(manifests_.begin(), manifests_.end(), seq, [](const auto& m, std::uint64_t s) { return m.seq < s; });
+  return it != manifests_.end() && it->seq == seq ? &*it : nullptr;
+}
+
+void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
+  const auto id = f.header.request_id;
+  const ByteView p(f.payload);
+  if (!hello_done_ && f.header.type != MsgType::hello) return reply_error(out, id, errc::bad_state, "HELLO first");
+  auto refuse = [&](const boost::system::error_code& ec) { reply_error(out, id, static_cast<errc>(ec.value()), "cannot decode request"); };
+  switch (f.header.type) {
+    case MsgType::hello: {
+      auto h = proto::decode_hello(p);
+      if (!h) return refuse(h.error());
+      const auto v = proto::negotiate_version(h->min_version, h->max_version, 1, proto::kProtocolVersion);
+      if (v == 0) return reply_error(out, id, errc::unsupported_version, "this camera speaks protocol 1");
+      hello_done_ = true;
+      proto::HelloOk ok;
+      ok.version = v;
+      ok.serial = spec_.serial;
+      ok.model = spec_.model;
+      ok.firmware = spec_.firmware;
+      return reply(out, MsgType::hello_ok, id, proto::encode(ok));
+    }
+    case MsgType::status_get: {
+      if (auto s = proto::decode_status_get(p); !s) return refuse(s.error());
+      proto::Status st;
+      st.battery_pct = spec_.battery_pct;
+      st.charging = spec_.battery_pct < 100;
+      st.temperature_dc = spec_.temperature_dc;
+      st.storage_total = spec_.storage_total;
+      for (const auto& m : manifests_)
+        if (!erased_.contains(m.seq)) {
+          st.storage_used += m.size;
+          ++st.segment_count;
+        }
+      st.storage_used = std::min(st.storage_used, st.storage_total);
+      st.clock_utc_ms = now_ms() + spec_.clock_skew_ms;
+      return reply(out, MsgType::status, id, proto::encode(st));
+    }
+    case MsgType::set_time: {
+      auto s = proto::decode_set_time(p);
+      if (!s) return refuse(s.error());
+      const auto before = now_ms() + spec_.clock_skew_ms;
+      spec_.clock_skew_ms = s->utc_ms - now_ms();
+      return reply(out, MsgType::set_time_ok, id, proto::encode(proto::SetTimeOk{s->utc_ms - before}));
+    }
+    case MsgType::list: {
+      auto l = proto::decode_list(p);
+      if (!l) return refuse(l.error());
+      return serve_list(out, id, *l);
+    }
+    case MsgType::read: {
+      auto r = proto::decode_read(p);
+      if (!r) return refuse(r.error());
+      return serve_read(out, id, *r);
+    }
+    case MsgType::erase: {
+      auto e = proto::decode_erase(p);
+      if (!e) return refuse(e.error());
+      return serve_erase(out, id, *e);
+    }
+    default:
+      return reply_error(out, id, errc::bad_request, "reply types are not requests");
+  }
+}
+
+void CameraDevice::serve_list(Bytes& out, std::uint32_t id, const proto::List& l) {
+  proto::ListOk ok;
+  std::size_t budget = proto::kMaxPayload - 64;
+  auto it = std::lower_bound(manifests_.begin(), manifests_.end(), l.cursor, [](const auto& m, std::uint64_t s) { return m.seq < s; });
+  ok.next_cursor = l.cursor;
+  for (; it != manifests_.end(); ++it) {
+    if (erased_.contains(it->seq)) continue;
+    const auto size = proto::encode_manifest(*it).size() + 4;
+    if (ok.manifests.size() == l.max_count || size > budget) {
+      ok.more = true;
+      break;
+    }
+    budget -= size;
+    ok.manifests.push_back(*it);
+    ok.next_cursor = it->seq + 1;
+  }
+  reply(out, MsgType::list_ok, id, proto::encode(ok));
+}
+
+void CameraDevice::serve_read(Bytes& out, std::uint32_t id, const proto::Read& r) {
+  const auto* m = find(r.seq);
+  if (m == nullptr) return reply_error(out, id, errc::not_found, "no such segment");
+  if (r.offset >= m->size) return reply_error(out, id, errc::out_of_range, "offset past the end");
+  const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(r.length, m->size - r.offset));
+  const auto header = proto::encode_data_header(r.seq, r.offset);
+  proto::append_frame_header(out, MsgType::data, id, static_cast<std::uint32_t>(header.size() + len));
+  out.insert(out.end(), header.begin(), header.end());
+  const auto start = out.size();
+  out.resize(start + len);
+  std::span<std::uint8_t> content(out.data() + start, len);
+  emulated_content(content_key(spec_.seed, spec_.serial, r.seq), r.offset, content);
+  // Flash corruption: a flipped bit at the start of each affected chunk this read covers.
+  for (auto& [where, left] : faults_.corrupt_chunk) {
+    if (where.first != r.seq || left == 0) continue;
+    const std::uint64_t at = where.second * m->chunk_size;
+    if (at >= r.offset && at < r.offset + len) {
+      content[at - r.offset] ^= 0x10;
+      --left;
+    }
+  }
+  bytes_served_ += len;
+}
+
+void CameraDevice::serve_erase(Bytes& out, std::uint32_t id, const proto::Erase& e) {
+  const auto* m = find(e.seq);
+  if (m == nullptr) return reply_error(out, id, errc::not_found, "no such segment");
+  proto::Digest receipt{};
+  if (e.receipt.size() != receipt.size()) return reply_error(out, id, errc::receipt_rejected, "receipt must be the stored SHA-256");
+  std::memcpy(receipt.data(), e.receipt.data(), receipt.size());
+  if (!proto::digest_equal(receipt, m->sha256)) return reply_error(out, id, errc::receipt_rejected, "receipt does not match the segment");
+  if (on_erase) on_erase(*m);
+  if (dir_) {
+    // Persist before acknowledging: an erase the dock saw confirmed is never undone by a crash.
+    const auto path = *dir_ / (spec_.serial + ".erase-log");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return reply_error(out, id, errc::internal, "cannot persist erase");
+    const auto line = std::to_string(e.seq) + " " + proto::to_hex(m->sha256) + "\n";
+    const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written) return reply_error(out, id, errc::internal, "cannot persist erase");
+  }
+  erased_.insert(e.seq);
+  reply(out, MsgType::erase_ok, id, proto::encode(proto::EraseOk{e.seq}));
+}
+
+}  // namespace bodydock::hw

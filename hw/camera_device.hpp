@@ -1,0 +1,94 @@
+#pragma once
+/// The emulated camera: the device side of protocol v1 as a transport-free state machine.
+/// handle() takes the bytes of one OUT transfer and returns the bytes the device queues on its
+/// IN endpoint, so the same model serves the in-process link (hw/emulated_link) and, later,
+/// usbfs ioctls under umockdev. Content is deterministic from a seed (emulated_content), so
+/// tests check every byte without storing footage. Fault knobs let tests break it on purpose.
+
+#include "proto/frame.hpp"
+#include "proto/messages.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace bodydock::hw {
+
+/// Fills `out` with the deterministic content of segment (key) starting at byte `offset`.
+void emulated_content(std::uint64_t key, std::uint64_t offset, std::span<std::uint8_t> out);
+/// Content key of one segment: mixes the camera seed, serial and sequence number.
+std::uint64_t content_key(std::uint64_t seed, const std::string& serial, std::uint64_t seq);
+
+struct CameraSpec {
+  std::string serial = "BC-0001";
+  std::string model = "bodydock-emulator";
+  std::string firmware = "emu-1.0.0";
+  std::uint64_t seed = 1;
+  std::uint32_t segments = 5;
+  std::uint64_t segment_bytes = 4u << 20;
+  std::uint32_t chunk_size = 256u * 1024;
+  std::uint8_t battery_pct = 40;
+  std::int16_t temperature_dc = 310;
+  std::uint64_t storage_total = 64ull << 30;
+  std::int64_t clock_skew_ms = 0;
+};
+
+/// Faults injected on the device side (the link has its own: unplug, hang).
+struct DeviceFaults {
+  /// (seq, chunk index) -> how many more times that chunk is served with one bit flipped.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> corrupt_chunk;
+};
+
+class CameraDevice {
+ public:
+  /// Builds a camera with freshly "recorded" segments (hashes computed now).
+  explicit CameraDevice(CameraSpec spec);
+  /// Loads the camera's persistent state from `dir` if present, else records per spec and
+  /// saves. Erasures are persisted (fsync) before ERASE_OK, like a camera's flash.
+  static CameraDevice open_persistent(CameraSpec spec, const std::filesystem::path& dir);
+
+  /// Bytes of one OUT transfer in, bytes for the IN endpoint out.
+  proto::Bytes handle(proto::ByteView out_transfer);
+  /// A new docking: the device forgets the handshake and any half-parsed frame.
+  void reset_session();
+
+  [[nodiscard]] const CameraSpec& spec() const { return spec_; }
+  [[nodiscard]] const std::vector<proto::Manifest>& recorded() const { return manifests_; }
+  [[nodiscard]] bool is_erased(std::uint64_t seq) const { return erased_.contains(seq); }
+  [[nodiscard]] const std::set<std::uint64_t>& erased() const { return erased_; }
+  [[nodiscard]] std::uint64_t bytes_served() const { return bytes_served_; }
+  DeviceFaults& faults() { return faults_; }
+  /// Called before an erase is acknowledged; tests use it to check the store at that instant.
+  std::function<void(const proto::Manifest&)> on_erase;
+
+  /// Reads erase records persisted in `dir` for `serial`: seq -> erased sha256.
+  static std::map<std::uint64_t, proto::Digest> read_erase_log(const std::filesystem::path& dir, const std::string& serial);
+
+ private:
+  CameraDevice(CameraSpec spec, std::vector<proto::Manifest> manifests, std::filesystem::path dir);
+  void record_segments();
+  void reply(proto::Bytes& out, proto::MsgType type, std::uint32_t id, const proto::Bytes& payload);
+  void reply_error(proto::Bytes& out, std::uint32_t id, proto::errc code, std::string_view message);
+  void serve(proto::Bytes& out, const proto::Frame& f);
+  void serve_read(proto::Bytes& out, std::uint32_t id, const proto::Read& r);
+  void serve_list(proto::Bytes& out, std::uint32_t id, const proto::List& l);
+  void serve_erase(proto::Bytes& out, std::uint32_t id, const proto::Erase& e);
+  const proto::Manifest* find(std::uint64_t seq) const;
+  void save() const;
+
+  CameraSpec spec_;
+  std::vector<proto::Manifest> manifests_;
+  std::set<std::uint64_t> erased_;
+  std::optional<std::filesystem::path> dir_;
+  proto::FrameParser parser_;
+  bool hello_done_ = false;
+  DeviceFaults faults_;
+  std::uint64_t bytes_served_ = 0;
+};
+
+}  // namespace bodydock::hw

@@ -1,0 +1,51 @@
+#pragma once
+/// In-process link to a CameraDevice: the fast lane for tests and the demo. It behaves like a
+/// bulk pipe: OUT transfers reach the device at once, the device's answers queue on IN, and a
+/// read takes at most one transfer's worth. Link faults: unplug after N bytes sent to the host,
+/// hang (device goes silent) after N bytes, and a bandwidth cap.
+
+#include "hw/camera_device.hpp"
+#include "usb/async_event.hpp"
+#include "usb/camera_link.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <optional>
+
+namespace bodydock::hw {
+
+struct LinkFaults {
+  std::optional<std::uint64_t> unplug_after_bytes;
+  std::optional<std::uint64_t> hang_after_bytes;
+};
+
+class EmulatedLink final : public usb::CameraLink {
+ public:
+  static constexpr std::size_t kInTransfer = 1u << 20;
+
+  EmulatedLink(boost::asio::any_io_executor ex, CameraDevice& device, std::string where, LinkFaults faults = {});
+
+  boost::asio::awaitable<boost::system::error_code> write(proto::ByteView bytes) override;
+  boost::asio::awaitable<boost::system::error_code> read(proto::Bytes& out) override;
+  void close() override;
+  [[nodiscard]] std::string describe() const override { return where_; }
+
+  /// Pulls the camera out: pending and later operations fail with link_errc::disconnected.
+  void unplug();
+  [[nodiscard]] bool unplugged() const { return unplugged_; }
+  [[nodiscard]] std::uint64_t delivered() const { return delivered_; }
+
+ private:
+  CameraDevice& device_;
+  std::string where_;
+  LinkFaults faults_;
+  usb::AsyncEvent arrived_;
+  proto::Bytes inbox_;
+  std::size_t inbox_pos_ = 0;
+  std::uint64_t delivered_ = 0;
+  bool unplugged_ = false;
+  bool hung_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace bodydock::hw

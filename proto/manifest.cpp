@@ -1,0 +1,121 @@
+#include "proto/manifest.hpp"
+
+#include "proto/sha256.hpp"
+
+#include <boost/json.hpp>
+
+namespace bodydock::proto {
+
+std::uint64_t Manifest::chunk_count() const {
+  if (chunk_size == 0) return 0;
+  return (size + chunk_size - 1) / chunk_size;
+}
+
+std::uint32_t Manifest::chunk_length(std::uint64_t i) const {
+  const std::uint64_t begin = i * chunk_size;
+  if (begin >= size) return 0;
+  const std::uint64_t left = size - begin;
+  return static_cast<std::uint32_t>(left < chunk_size ? left : chunk_size);
+}
+
+Bytes encode_signed_part(const Manifest& m) {
+  Bytes out;
+  out.reserve(256 + m.chunk_sha256.size() * 32);
+  Writer w(out);
+  w.u16(kManifestVersion);
+  w.str(m.camera_serial);
+  w.u64(m.seq);
+  w.str(m.recording_id);
+  w.u16(m.segment_index);
+  w.u8(m.last_in_recording ? 1 : 0);
+  w.i64(m.start_utc_ms);
+  w.i64(m.end_utc_ms);
+  w.u16(m.pre_record_s);
+  w.str(m.trigger_on);
+  w.str(m.trigger_off);
+  w.str(m.firmware);
+  w.u64(m.size);
+  w.u32(m.chunk_size);
+  w.u32(static_cast<std::uint32_t>(m.chunk_sha256.size()));
+  for (const auto& d : m.chunk_sha256) w.digest(d);
+  w.digest(m.sha256);
+  w.digest(m.prev_manifest_sha256);
+  return out;
+}
+
+Bytes encode_manifest(const Manifest& m) {
+  Bytes out = encode_signed_part(m);
+  Writer w(out);
+  w.u16(static_cast<std::uint16_t>(m.signature.size()));
+  w.raw(m.signature);
+  return out;
+}
+
+boost::system::result<Manifest> decode_manifest(ByteView bytes) {
+  if (bytes.size() > kMaxManifestSize) return make_error_code(errc::too_large);
+  Reader r(bytes);
+  Manifest m;
+  if (r.u16() != kManifestVersion && r.ok()) return make_error_code(errc::unsupported_version);
+  m.camera_serial = r.str();
+  m.seq = r.u64();
+  m.recording_id = r.str();
+  m.segment_index = r.u16();
+  const auto last = r.u8();
+  m.start_utc_ms = r.i64();
+  m.end_utc_ms = r.i64();
+  m.pre_record_s = r.u16();
+  m.trigger_on = r.str();
+  m.trigger_off = r.str();
+  m.firmware = r.str();
+  m.size = r.u64();
+  m.chunk_size = r.u32();
+  const auto chunks = r.u32();
+  if (!r.ok()) return make_error_code(r.error());
+  if (chunks > kMaxChunks || chunks * 32ull > r.remaining()) return make_error_code(chunks > kMaxChunks ? errc::too_large : errc::truncated);
+  m.chunk_sha256.resize(chunks);
+  for (auto& d : m.chunk_sha256) d = r.digest();
+  m.sha256 = r.digest();
+  m.prev_manifest_sha256 = r.digest();
+  const auto sig_len = r.u16();
+  if (sig_len > kMaxSignature) return make_error_code(errc::too_large);
+  const auto sig = r.take(sig_len);
+  m.signature.assign(sig.begin(), sig.end());
+  if (auto e = r.finish(); e != errc::ok) return make_error_code(e);
+  // Semantic checks: a manifest the dock cannot act on safely is refused whole.
+  if (last > 1 || m.camera_serial.empty() || m.end_utc_ms < m.start_utc_ms) return make_error_code(errc::bad_request);
+  if (m.chunk_size < kMinChunkSize || m.chunk_size > kMaxChunkSize) return make_error_code(errc::bad_request);
+  if (m.chunk_count() != chunks) return make_error_code(errc::bad_request);
+  m.last_in_recording = last == 1;
+  return m;
+}
+
+Digest manifest_hash(const Manifest& m) { return Sha256::of(encode_signed_part(m)); }
+
+boost::json::object manifest_to_json(const Manifest& m) {
+  boost::json::array chunks;
+  chunks.reserve(m.chunk_sha256.size());
+  for (const auto& d : m.chunk_sha256) chunks.emplace_back(to_hex(d));
+  return {
+      {"manifest_version", kManifestVersion},
+      {"camera_serial", m.camera_serial},
+      {"seq", m.seq},
+      {"recording_id", m.recording_id},
+      {"segment_index", m.segment_index},
+      {"last_in_recording", m.last_in_recording},
+      {"start_utc_ms", m.start_utc_ms},
+      {"end_utc_ms", m.end_utc_ms},
+      {"pre_record_s", m.pre_record_s},
+      {"trigger_on", m.trigger_on},
+      {"trigger_off", m.trigger_off},
+      {"firmware", m.firmware},
+      {"size", m.size},
+      {"chunk_size", m.chunk_size},
+      {"sha256", to_hex(m.sha256)},
+      {"prev_manifest_sha256", to_hex(m.prev_manifest_sha256)},
+      {"manifest_sha256", to_hex(manifest_hash(m))},
+      {"signature", to_hex(m.signature)},
+      {"chunk_sha256", std::move(chunks)},
+  };
+}
+
+}  // namespace bodydock::proto

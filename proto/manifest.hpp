@@ -1,0 +1,60 @@
+#pragma once
+/// Segment manifest (PROTOCOL.md section 6): everything the dock and the centre need to check a
+/// segment without trusting the link: identity, timing, recording context, size, per-chunk and
+/// whole SHA-256, and the hash of the previous manifest (the chain that exposes a missing segment).
+
+#include "proto/frame.hpp"
+#include "proto/wire.hpp"
+
+#include <boost/json/fwd.hpp>
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bodydock::proto {
+
+inline constexpr std::uint16_t kManifestVersion = 1;
+inline constexpr std::uint32_t kMinChunkSize = 4096;
+inline constexpr std::uint32_t kMaxChunkSize = kMaxReadLength;
+inline constexpr std::size_t kMaxChunks = 16384;
+inline constexpr std::size_t kMaxManifestSize = 600 * 1024;
+inline constexpr std::size_t kMaxSignature = 512;
+
+struct Manifest {
+  std::string camera_serial;
+  std::uint64_t seq = 0;               ///< per-camera sequence number, strictly increasing
+  std::string recording_id;            ///< one escalation = one recording of 1..n segments
+  std::uint16_t segment_index = 0;     ///< position in the recording, 0-based
+  bool last_in_recording = false;
+  std::int64_t start_utc_ms = 0;
+  std::int64_t end_utc_ms = 0;
+  std::uint16_t pre_record_s = 0;      ///< pre-record buffer included (first segment only)
+  std::string trigger_on;              ///< why recording started (button, holster, ...)
+  std::string trigger_off;             ///< why it stopped (button, timeout, battery, ...)
+  std::string firmware;
+  std::uint64_t size = 0;              ///< bytes of (encrypted) segment content
+  std::uint32_t chunk_size = 0;
+  std::vector<Digest> chunk_sha256;    ///< one per chunk_size bytes, the last may be short
+  Digest sha256{};                     ///< whole content
+  Digest prev_manifest_sha256{};       ///< zero for a camera's first segment
+  Bytes signature;                     ///< device signature over the signed bytes (may be empty in v1)
+
+  [[nodiscard]] std::uint64_t chunk_count() const;
+  /// Bytes in chunk i (the last chunk may be short).
+  [[nodiscard]] std::uint32_t chunk_length(std::uint64_t i) const;
+};
+
+/// Encoding without the signature: what the device signs and what the chain hashes.
+Bytes encode_signed_part(const Manifest& m);
+Bytes encode_manifest(const Manifest& m);
+/// Decodes and validates (limits, chunk count consistent with size and chunk size).
+boost::system::result<Manifest> decode_manifest(ByteView bytes);
+/// SHA-256 of the signed part: the next manifest's prev_manifest_sha256.
+Digest manifest_hash(const Manifest& m);
+
+/// Human-readable form stored beside each segment.
+boost::json::object manifest_to_json(const Manifest& m);
+
+}  // namespace bodydock::proto
