@@ -73,6 +73,7 @@ class Session {
   Bytes inbuf_;
   std::uint32_t next_id_ = 1;
   std::uint32_t max_read_ = proto::kMaxReadLength;
+  std::size_t reads_in_flight_ = 1;  ///< ours, capped by what the camera says it queues
   std::set<std::uint64_t> listed_;
   bool attention_ = false;
   Clock::time_point window_start_ = Clock::now();
@@ -126,6 +127,8 @@ asio::awaitable<error_code> Session::handshake() {
   if (!ok) co_return ok.error();
   serial_ = ok->serial;
   max_read_ = ok->max_read;
+  if (ok->version < 1 || ok->version > proto::kProtocolVersion) co_return proto::errc::unsupported_version;
+  reads_in_flight_ = std::min<std::size_t>(dock_.cfg_.reads_in_flight, ok->max_inflight);
   tag_ = cat("slot ", slot_, " ", serial_);
   status_.serial = ok->serial;
   status_.firmware = ok->firmware;
@@ -205,8 +208,9 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   }
   const auto path = dock_.spool_path(row.serial, row.seq);
   auto whole = std::make_unique<proto::Sha256>();
-  const auto keep = row.pulled - row.pulled % m.chunk_size;
-  Fd fd = co_await async_open_spool(dock_.io_pool_, path, keep, *whole);
+  auto spool = co_await async_open_spool(dock_.io_pool_, path, row.pulled - row.pulled % m.chunk_size, *whole);
+  const auto keep = spool.kept;
+  Fd fd = std::move(spool.fd);
   const auto serial = row.serial;
   const auto seq = row.seq;
   if (row.state == SegState::listed || keep != row.pulled) {
@@ -229,7 +233,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   PullEnd end = PullEnd::spooled;
   std::string quarantine_reason;
   while (next_chunk < chunks) {
-    while (!draining && in_flight.size() < dock_.cfg_.reads_in_flight && next_request < chunks) {
+    while (!draining && in_flight.size() < reads_in_flight_ && next_request < chunks) {
       proto::Read r{seq, next_request * m.chunk_size, m.chunk_length(next_request)};
       std::uint32_t id = 0;
       if (auto ec = co_await send(MsgType::read, proto::encode(r), id)) {
@@ -408,7 +412,12 @@ asio::awaitable<error_code> Session::erase_confirmed() {
 }
 
 SessionEnd Session::end_with(const error_code& ec, std::string_view during) {
-  if (ec == usb::link_errc::disconnected || ec == usb::link_errc::closed) {
+  if (ec == usb::link_errc::closed) {
+    log(Level::notice, tag_, ": session stopped during ", during, " (dock shutting down); all state is durable");
+    status_.detail = "dock stopped";
+    return SessionEnd::unplugged;
+  }
+  if (ec == usb::link_errc::disconnected) {
     log(Level::notice, tag_, ": camera undocked during ", during, "; what is not stored stays on the camera");
     status_.phase = SlotPhase::empty;
     status_.detail = cat("undocked during ", during);

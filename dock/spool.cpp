@@ -17,7 +17,7 @@ namespace {
 
 }  // namespace
 
-Fd open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole) {
+OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole) {
   std::filesystem::create_directories(path.parent_path());
   auto fd = open_file(path, O_RDWR | O_CREAT, 0600);
   if (!fd) throw boost::system::system_error(fd.error(), "open spool " + path.string());
@@ -34,7 +34,7 @@ Fd open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha2
     whole.update({buf.data(), *n});
     off += *n;
   }
-  return std::move(*fd);
+  return OpenSpool{std::move(*fd), keep};
 }
 
 bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, proto::Sha256& whole) {

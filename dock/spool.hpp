@@ -12,9 +12,15 @@
 
 namespace bodydock::dock {
 
+struct OpenSpool {
+  Fd fd;
+  std::uint64_t kept = 0;  ///< bytes kept: `keep`, or 0 when the file was shorter than that
+};
+
 /// Opens a segment's spool file, drops anything past `keep` (the last durable offset), and
 /// hashes the kept prefix into `whole`, so the whole-segment check covers resumed pulls too.
-Fd open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole);
+/// A file shorter than `keep` (lost on disk) is started over from 0.
+OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole);
 /// Verifies a chunk against its manifest hash; if it matches, writes it at `offset` and feeds
 /// the whole-segment hash. false (nothing written) on a hash mismatch; throws on I/O errors.
 bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, proto::Sha256& whole);

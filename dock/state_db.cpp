@@ -65,7 +65,10 @@ class Stmt {
 
   Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
   Stmt& bind(int i, std::uint64_t v) { return bind(i, static_cast<std::int64_t>(v)); }
-  Stmt& bind(int i, std::string_view v) { return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
+  // An empty view may have a null data(): bind "" explicitly, or SQLite stores NULL.
+  Stmt& bind(int i, std::string_view v) {
+    return check(sqlite3_bind_text(stmt_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
   Stmt& bind(int i, proto::ByteView v) { return check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
   /// true while a row is available.
   bool step() {
@@ -145,14 +148,19 @@ StateDb::StateDb(const std::filesystem::path& file) {
     sqlite3_close(db_);
     throw std::runtime_error("cannot open state database " + file.string() + ": " + msg);
   }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=FULL");
-  exec("PRAGMA foreign_keys=ON");
-  migrate();
+  try {
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+    migrate();
+  } catch (...) {
+    sqlite3_close_v2(db_);
+    throw;
+  }
 }
 
-StateDb::~StateDb() { sqlite3_close(db_); }
+StateDb::~StateDb() { sqlite3_close_v2(db_); }
 
 void StateDb::exec(const char* sql) {
   char* err = nullptr;

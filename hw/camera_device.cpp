@@ -52,6 +52,14 @@ constexpr const char* kTriggersOn[] = {"button", "holster-draw", "taser-armed", 
 constexpr const char* kTriggersOff[] = {"button", "incident-timeout", "battery-low"};
 constexpr char kStateMagic[] = "BDCAM1\n";
 
+bool sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
 void write_file_durably(const std::filesystem::path& path, ByteView bytes) {
   const auto tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -74,6 +82,7 @@ void write_file_durably(const std::filesystem::path& path, ByteView bytes) {
   }
   ::close(fd);
   std::filesystem::rename(tmp, path);
+  if (!sync_directory(path.parent_path())) throw std::runtime_error("fsync of " + path.parent_path().string() + " failed");
 }
 
 }  // namespace
@@ -371,12 +380,18 @@ void CameraDevice::serve_erase(Bytes& out, std::uint32_t id, const proto::Erase&
   if (dir_) {
     // Persist before acknowledging: an erase the dock saw confirmed is never undone by a crash.
     const auto path = *dir_ / (spec_.serial + ".erase-log");
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    const bool created = !std::filesystem::exists(path);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return reply_error(out, id, errc::internal, "cannot persist erase");
-    const auto line = std::to_string(e.seq) + " " + proto::to_hex(m->sha256) + "\n";
+    // A line torn by a power cut was never acknowledged; start on a fresh line so it cannot
+    // swallow this record.
+    std::string line = std::to_string(e.seq) + " " + proto::to_hex(m->sha256) + "\n";
+    const auto end = ::lseek(fd, 0, SEEK_END);
+    char last = '\n';
+    if (end > 0 && ::pread(fd, &last, 1, end - 1) == 1 && last != '\n') line.insert(line.begin(), '\n');
     const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
     ::close(fd);
-    if (!written) return reply_error(out, id, errc::internal, "cannot persist erase");
+    if (!written || (created && !sync_directory(*dir_))) return reply_error(out, id, errc::internal, "cannot persist erase");
   }
   erased_.insert(e.seq);
   reply(out, MsgType::erase_ok, id, proto::encode(proto::EraseOk{e.seq}));

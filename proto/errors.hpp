@@ -26,7 +26,7 @@ enum class errc : std::uint16_t {
   storage_full = 11,        ///< the device cannot take the request for lack of space
   internal = 12,            ///< device fault
   bad_state = 13,           ///< request out of order (e.g. anything before HELLO)
-  truncated = 14,           ///< payload shorter than its fields (decoder side only)
+  truncated = 14,           ///< payload shorter than its fields
 };
 
 const boost::system::error_category& proto_category() noexcept;

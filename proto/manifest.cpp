@@ -8,7 +8,7 @@ namespace bodydock::proto {
 
 std::uint64_t Manifest::chunk_count() const {
   if (chunk_size == 0) return 0;
-  return (size + chunk_size - 1) / chunk_size;
+  return size / chunk_size + (size % chunk_size != 0 ? 1 : 0);  // no overflow near 2^64
 }
 
 std::uint32_t Manifest::chunk_length(std::uint64_t i) const {
@@ -82,11 +82,20 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   m.signature.assign(sig.begin(), sig.end());
   if (auto e = r.finish(); e != errc::ok) return make_error_code(e);
   // Semantic checks: a manifest the dock cannot act on safely is refused whole.
-  if (last > 1 || m.camera_serial.empty() || m.end_utc_ms < m.start_utc_ms) return make_error_code(errc::bad_request);
+  if (last > 1 || !valid_serial(m.camera_serial) || m.end_utc_ms < m.start_utc_ms || m.size == 0) return make_error_code(errc::bad_request);
   if (m.chunk_size < kMinChunkSize || m.chunk_size > kMaxChunkSize) return make_error_code(errc::bad_request);
   if (m.chunk_count() != chunks) return make_error_code(errc::bad_request);
   m.last_in_recording = last == 1;
   return m;
+}
+
+bool valid_serial(std::string_view serial) noexcept {
+  if (serial.empty() || serial.size() > kMaxSerial || serial.front() == '.' || serial.front() == '-') return false;
+  for (char c : serial) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 Digest manifest_hash(const Manifest& m) { return Sha256::of(encode_signed_part(m)); }

@@ -21,6 +21,11 @@ inline constexpr std::uint32_t kMaxChunkSize = kMaxReadLength;
 inline constexpr std::size_t kMaxChunks = 16384;
 inline constexpr std::size_t kMaxManifestSize = 600 * 1024;
 inline constexpr std::size_t kMaxSignature = 512;
+inline constexpr std::size_t kMaxSerial = 64;
+
+/// A camera serial the dock accepts: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'.
+/// Serials name directories and object keys, so anything else (a hostile "../x") is refused.
+bool valid_serial(std::string_view serial) noexcept;
 
 struct Manifest {
   std::string camera_serial;

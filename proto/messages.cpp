@@ -51,7 +51,7 @@ boost::system::result<HelloOk> decode_hello_ok(ByteView in) {
   m.firmware = r.str();
   m.max_read = r.u32();
   m.max_inflight = r.u16();
-  if (r.ok() && (m.serial.empty() || m.max_read < kMinChunkSize || m.max_read > kMaxReadLength || m.max_inflight == 0))
+  if (r.ok() && (!valid_serial(m.serial) || m.version == 0 || m.max_read < kMinChunkSize || m.max_read > kMaxReadLength || m.max_inflight == 0))
     return make_error_code(errc::bad_request);
   return done(r, std::move(m));
 }

@@ -1,0 +1,156 @@
+// Crash safety of the real daemon process: `dockd demo` is SIGKILLed at 20 random moments
+// during a sync and restarted each time. After every kill, no camera may have erased anything
+// the store does not hold intact; at the end every segment is in the store exactly once,
+// intact, every camera is empty, and the spool is empty.
+#include "dock/local_sink.hpp"
+#include "hw/camera_device.hpp"
+#include "proto/sha256.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+extern char** environ;
+
+using namespace bodydock;
+
+namespace {
+
+constexpr unsigned kCameras = 3;
+constexpr unsigned kSegments = 5;
+constexpr unsigned kSegmentMib = 6;
+
+class Daemon {
+ public:
+  Daemon(const std::vector<std::string>& args, const std::filesystem::path& log) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+    const int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << args[0]);
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    BOOST_REQUIRE(pidfd_ >= 0);
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait_exit(std::chrono::milliseconds(-1));
+    }
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
+  /// Waits for the process to exit; returns its exit status, or -1 if still running.
+  int wait_exit(std::chrono::milliseconds limit) {
+    pollfd p{pidfd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) == 0) return -1;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  void kill9() { ::kill(pid_, SIGKILL); }
+
+ private:
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+};
+
+proto::Bytes read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string serial_of(unsigned i) {
+  char s[16];
+  std::snprintf(s, sizeof s, "BC-%04u", i);
+  return s;
+}
+
+/// Every erase a camera acknowledged is of a segment the store holds with that SHA-256.
+void check_no_erase_before_store(const std::filesystem::path& state, const std::filesystem::path& store, int round) {
+  for (unsigned i = 1; i <= kCameras; ++i) {
+    const auto serial = serial_of(i);
+    for (const auto& [seq, sha] : hw::CameraDevice::read_erase_log(state / "emulated-cameras", serial)) {
+      char name[32];
+      std::snprintf(name, sizeof name, "%08llu-", static_cast<unsigned long long>(seq));
+      const auto path = store / serial / (name + proto::to_hex(sha) + ".seg");
+      BOOST_REQUIRE_MESSAGE(std::filesystem::exists(path), "round " << round << ": " << serial << " erased seq " << seq << " that is not in the store");
+      BOOST_CHECK_MESSAGE(proto::Sha256::of(read_file(path)) == sha, "round " << round << ": stored copy of erased seq " << seq << " is damaged");
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(crash)
+
+BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
+  test::TempDir dir;
+  const auto store = dir / "store";
+  const auto state = dir / "state";
+  const std::vector<std::string> args = {DOCKD_PATH, "demo", "--cameras", std::to_string(kCameras), "--segments", std::to_string(kSegments),
+                                         "--segment-mib", std::to_string(kSegmentMib), "--chunk-kib", "128", "--store", store.string(),
+                                         "--state", state.string(), "--exit-when-idle", "--no-table", "--log-level", "notice"};
+  std::mt19937 rng(20261129);
+  std::uniform_int_distribution<int> delay_ms(20, 350);
+  int interrupted = 0;
+  for (int round = 1; round <= 20; ++round) {
+    Daemon d(args, dir / "dockd.log");
+    const auto delay = std::chrono::milliseconds(delay_ms(rng));
+    const int early = d.wait_exit(delay);
+    if (early < 0) {
+      d.kill9();
+      BOOST_CHECK_EQUAL(d.wait_exit(std::chrono::milliseconds(-1)), 128 + SIGKILL);
+      ++interrupted;
+    } else {
+      BOOST_CHECK_MESSAGE(early == 0, "round " << round << ": dockd exited " << early << " on its own");
+    }
+    check_no_erase_before_store(state, store, round);
+  }
+  BOOST_TEST_MESSAGE(interrupted << " of 20 kills landed while dockd was working");
+  BOOST_CHECK_GE(interrupted, 10);
+
+  Daemon last(args, dir / "dockd.log");
+  const int rc = last.wait_exit(std::chrono::milliseconds(180'000));
+  if (rc != 0) BOOST_TEST_MESSAGE("dockd log:\n" << std::string(reinterpret_cast<const char*>(read_file(dir / "dockd.log").data()), read_file(dir / "dockd.log").size()));
+  BOOST_REQUIRE_EQUAL(rc, 0);
+  check_no_erase_before_store(state, store, 21);
+
+  for (unsigned i = 1; i <= kCameras; ++i) {
+    hw::CameraSpec spec;
+    spec.serial = serial_of(i);
+    auto cam = hw::CameraDevice::open_persistent(spec, state / "emulated-cameras");
+    BOOST_REQUIRE_EQUAL(cam.recorded().size(), kSegments);
+    BOOST_CHECK_EQUAL(cam.erased().size(), kSegments);
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(store / spec.serial)) {
+      BOOST_CHECK_MESSAGE(e.path().extension() == ".seg" || e.path().extension() == ".json", "stray file " << e.path());
+      files += e.path().extension() == ".seg" ? 1 : 0;
+    }
+    BOOST_CHECK_EQUAL(files, kSegments);  // exactly once each
+    for (const auto& m : cam.recorded()) {
+      const auto bytes = read_file(store / dock::LocalDirSink::object_key(m));
+      proto::Bytes expect(m.size);
+      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      BOOST_CHECK_MESSAGE(bytes == expect, spec.serial << " seq " << m.seq << " is not intact in the store");
+    }
+  }
+  for (const auto& e : std::filesystem::recursive_directory_iterator(state / "spool"))
+    BOOST_CHECK_MESSAGE(!e.is_regular_file(), "spool not empty: " << e.path());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,296 @@
+// End to end through the in-process emulator: pull, verify, spool, store, erase, under the
+// faults a dock meets: unplug mid-segment, flipped bits, a camera that keeps sending corrupt
+// data, and a camera that stops answering.
+#include "dock/dock.hpp"
+#include "dock/local_sink.hpp"
+#include "hw/camera_device.hpp"
+#include "hw/emulated_link.hpp"
+#include "proto/sha256.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+
+using namespace bodydock;
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using dock::SegState;
+using dock::SessionEnd;
+
+namespace {
+
+constexpr std::uint64_t kMiB = 1u << 20;
+
+hw::CameraSpec spec(const std::string& serial, std::uint32_t segments, std::uint64_t bytes, std::uint32_t chunk = 64 * 1024) {
+  hw::CameraSpec s;
+  s.serial = serial;
+  s.segments = segments;
+  s.segment_bytes = bytes;
+  s.chunk_size = chunk;
+  s.seed = 7;
+  return s;
+}
+
+asio::awaitable<void> session_into(dock::Dock& d, unsigned slot, usb::CameraLink& link, SessionEnd& out, std::size_t& left,
+                                   usb::AsyncEvent& done) {
+  try {
+    out = co_await d.run_session(slot, link);
+  } catch (const std::exception& e) {
+    BOOST_ERROR("session on slot " << slot << " threw: " << e.what());
+    out = SessionEnd::failed;
+  }
+  --left;
+  done.notify();
+}
+
+/// Runs one session per link concurrently; returns how each ended.
+asio::awaitable<std::vector<SessionEnd>> run_sessions(dock::Dock& d, std::vector<usb::CameraLink*> links) {
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<SessionEnd> ends(links.size(), SessionEnd::failed);
+  std::size_t left = links.size();
+  usb::AsyncEvent done(ex);
+  for (std::size_t i = 0; i < links.size(); ++i)
+    asio::co_spawn(ex, session_into(d, static_cast<unsigned>(i + 1), *links[i], ends[i], left, done), asio::detached);
+  while (left > 0) co_await done.wait();
+  co_return ends;
+}
+
+asio::awaitable<std::vector<SessionEnd>> sessions_then_stop(dock::Dock& d, std::vector<usb::CameraLink*> links) {
+  auto ends = co_await run_sessions(d, std::move(links));
+  d.stop();
+  co_return ends;
+}
+
+/// The dock (uploader and sessions) until every session has ended.
+asio::awaitable<std::vector<SessionEnd>> run_dock(dock::Dock& d, std::vector<usb::CameraLink*> links) {
+  auto r = co_await (d.run_uploader() && sessions_then_stop(d, std::move(links)));
+  co_return r;
+}
+
+proto::Bytes read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct SyncFixture {
+  test::TempDir dir;
+  asio::io_context ioc;
+  asio::thread_pool sink_pool{2};
+  dock::LocalDirSink sink{dir / "store", sink_pool};
+  std::vector<std::unique_ptr<hw::CameraDevice>> cams;
+
+  dock::DockConfig config(unsigned slots) const {
+    dock::DockConfig c;
+    c.state_dir = dir / "state";
+    c.slots = slots;
+    c.sync_every_bytes = 256 * 1024;
+    c.request_timeout = std::chrono::milliseconds(5000);
+    return c;
+  }
+
+  hw::CameraDevice& camera(hw::CameraSpec s) {
+    cams.push_back(std::make_unique<hw::CameraDevice>(std::move(s)));
+    return *cams.back();
+  }
+
+  std::vector<SessionEnd> run(dock::Dock& d, std::vector<usb::CameraLink*> links) {
+    std::vector<SessionEnd> ends;
+    test::run_with_watchdog(ioc, collect(d, std::move(links), ends));
+    return ends;
+  }
+  static asio::awaitable<void> collect(dock::Dock& d, std::vector<usb::CameraLink*> links, std::vector<SessionEnd>& out) {
+    out = co_await run_dock(d, std::move(links));
+  }
+
+  /// Every segment of `cam` is in the store exactly once, with the manifest's SHA-256 and the
+  /// emulator's exact bytes, and a manifest beside it.
+  void check_stored(const hw::CameraDevice& cam, const std::set<std::uint64_t>& except = {}) {
+    std::size_t segs = 0;
+    const auto camdir = dir / "store" / cam.spec().serial;
+    if (std::filesystem::exists(camdir))
+      for (const auto& e : std::filesystem::directory_iterator(camdir)) {
+        BOOST_CHECK_MESSAGE(e.path().extension() != ".tmp", "temp file left: " << e.path());
+        segs += e.path().extension() == ".seg" ? 1 : 0;
+      }
+    BOOST_CHECK_EQUAL(segs, cam.recorded().size() - except.size());
+    for (const auto& m : cam.recorded()) {
+      if (except.contains(m.seq)) continue;
+      const auto path = dir / "store" / dock::LocalDirSink::object_key(m);
+      BOOST_REQUIRE_MESSAGE(std::filesystem::exists(path), "missing in store: " << path);
+      const auto bytes = read_file(path);
+      BOOST_CHECK(proto::Sha256::of(bytes) == m.sha256);
+      proto::Bytes expect(m.size);
+      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      BOOST_CHECK_MESSAGE(bytes == expect, "stored bytes differ from the camera's for seq " << m.seq);
+      auto json = path;
+      json.replace_extension(".manifest.json");
+      BOOST_CHECK(std::filesystem::exists(json));
+    }
+  }
+
+  /// Erasing is only allowed for what the store already holds intact: checked at the instant
+  /// of every erase.
+  void guard_erases(hw::CameraDevice& cam) {
+    cam.on_erase = [this](const proto::Manifest& m) {
+      const auto path = dir / "store" / dock::LocalDirSink::object_key(m);
+      BOOST_REQUIRE_MESSAGE(std::filesystem::exists(path), "camera asked to erase seq " << m.seq << " before it was stored");
+      BOOST_CHECK_MESSAGE(proto::Sha256::of(read_file(path)) == m.sha256, "erase of seq " << m.seq << " with a damaged stored copy");
+    };
+  }
+};
+
+bool spool_empty(const std::filesystem::path& state) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(state / "spool"))
+    if (e.is_regular_file()) return false;
+  return true;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(end_to_end, SyncFixture)
+
+BOOST_AUTO_TEST_CASE(three_cameras_five_segments_end_to_end) {
+  std::vector<std::unique_ptr<hw::EmulatedLink>> links;
+  std::vector<usb::CameraLink*> raw;
+  for (int i = 1; i <= 3; ++i) {
+    auto& cam = camera(spec("BC-10" + std::to_string(i), 5, kMiB + 12345 * i));
+    guard_erases(cam);
+    links.push_back(std::make_unique<hw::EmulatedLink>(ioc.get_executor(), cam, "emulated:" + std::to_string(i)));
+    raw.push_back(links.back().get());
+  }
+  dock::Dock d(ioc, config(3), sink);
+  const auto ends = run(d, raw);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_CHECK(ends[i] == SessionEnd::done);
+    BOOST_CHECK(d.slots()[i].phase == dock::SlotPhase::done);
+    check_stored(*cams[i]);
+    BOOST_CHECK_EQUAL(cams[i]->erased().size(), 5u);
+  }
+  BOOST_CHECK_EQUAL(d.totals().segments_stored, 15u);
+  BOOST_CHECK_EQUAL(d.totals().reread_bytes, 0u);
+  BOOST_CHECK(spool_empty(dir / "state"));
+  dock::StateDb db(dir / "state" / "dock.sqlite");
+  BOOST_CHECK_EQUAL(db.counts()[SegState::purged], 15u);
+  const std::vector<std::string> lifecycle = {"LISTED", "PULLING", "SPOOLED", "STORED", "ERASED", "PURGED"};
+  BOOST_CHECK(db.history("BC-102", 3) == lifecycle);
+}
+
+BOOST_AUTO_TEST_CASE(unplugged_mid_segment_resumes_from_its_offset_after_restart) {
+  auto& cam = camera(spec("BC-200", 2, 4 * kMiB));
+  guard_erases(cam);
+  const std::uint64_t total = 8 * kMiB;
+  {
+    dock::Dock d(ioc, config(1), sink);
+    hw::LinkFaults f;
+    f.unplug_after_bytes = 4 * kMiB + 3 * kMiB / 2;  // in the middle of segment 2
+    hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1", f);
+    const auto ends = run(d, {&link});
+    BOOST_CHECK(ends[0] == SessionEnd::unplugged);
+    BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::empty);
+  }
+  std::uint64_t durable = 0;
+  {
+    dock::StateDb db(dir / "state" / "dock.sqlite");
+    const auto row = db.get("BC-200", 2);
+    BOOST_REQUIRE(row);
+    BOOST_CHECK(row->state == SegState::pulling);
+    durable = row->pulled;
+    BOOST_CHECK_GE(durable, kMiB);
+    BOOST_CHECK(!cam.is_erased(2));
+  }
+  const auto served_before = cam.bytes_served();
+  {
+    // A fresh dock over the same state: what a restart after the unplug sees.
+    dock::Dock d(ioc, config(1), sink);
+    hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+    const auto ends = run(d, {&link});
+    BOOST_CHECK(ends[0] == SessionEnd::done);
+  }
+  check_stored(cam);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+  const auto reread = cam.bytes_served() - total;
+  BOOST_TEST_MESSAGE("served before redock " << served_before << ", re-read " << reread << " bytes");
+  // Only the part after the last durable offset is read again: well below a segment.
+  BOOST_CHECK_EQUAL(cam.bytes_served() - served_before, 4 * kMiB - durable);
+  BOOST_CHECK_LT(reread, 4 * kMiB / 4);
+}
+
+BOOST_AUTO_TEST_CASE(flipped_bit_in_a_chunk_is_detected_and_read_again) {
+  auto& cam = camera(spec("BC-300", 3, kMiB));
+  guard_erases(cam);
+  cam.faults().corrupt_chunk[{2, 3}] = 1;
+  dock::Dock d(ioc, config(1), sink);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::done);
+  BOOST_CHECK_EQUAL((cam.faults().corrupt_chunk[{2, 3}]), 0u);  // the fault did fire
+  BOOST_CHECK_GE(d.totals().reread_bytes, 64u * 1024);
+  check_stored(cam);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 3u);
+}
+
+BOOST_AUTO_TEST_CASE(camera_that_keeps_sending_corrupt_data_is_quarantined_never_erased) {
+  auto& cam = camera(spec("BC-400", 3, kMiB));
+  guard_erases(cam);
+  cam.faults().corrupt_chunk[{2, 1}] = 0xFFFFFFFF;
+  dock::Dock d(ioc, config(1), sink);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::attention);
+  BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::attention);
+  BOOST_CHECK(!cam.is_erased(2));
+  BOOST_CHECK(cam.is_erased(1) && cam.is_erased(3));
+  check_stored(cam, {2});
+  dock::StateDb db(dir / "state" / "dock.sqlite");
+  const auto row = db.get("BC-400", 2);
+  BOOST_REQUIRE(row);
+  BOOST_CHECK(row->state == SegState::quarantined);
+  BOOST_CHECK_NE(row->reason.find("chunk 1"), std::string::npos);
+  // Kept: the spool copy stays for review.
+  BOOST_CHECK(std::filesystem::exists(dir / "state" / "spool" / "BC-400" / "2.part"));
+  // A later docking does not erase it either.
+  hw::EmulatedLink again(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d2(ioc, config(1), sink);
+  run(d2, {&again});
+  BOOST_CHECK(!cam.is_erased(2));
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_camera_times_out_without_blocking_other_slots) {
+  auto& hung = camera(spec("BC-500", 3, kMiB));
+  auto& fine = camera(spec("BC-501", 3, kMiB));
+  guard_erases(fine);
+  auto cfg = config(2);
+  cfg.request_timeout = std::chrono::milliseconds(300);
+  dock::Dock d(ioc, cfg, sink);
+  hw::LinkFaults f;
+  f.hang_after_bytes = 300'000;
+  hw::EmulatedLink l1(ioc.get_executor(), hung, "emulated:1", f);
+  hw::EmulatedLink l2(ioc.get_executor(), fine, "emulated:2");
+  const auto started = std::chrono::steady_clock::now();
+  const auto ends = run(d, {&l1, &l2});
+  BOOST_CHECK(ends[0] == SessionEnd::failed);
+  BOOST_CHECK(ends[1] == SessionEnd::done);
+  BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::attention);
+  BOOST_CHECK_NE(d.slots()[0].detail.find("did not answer"), std::string::npos);
+  BOOST_CHECK(hung.erased().empty());
+  check_stored(fine);
+  BOOST_CHECK_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+}
+
+BOOST_AUTO_TEST_CASE(redocking_a_synced_camera_finds_nothing_to_do) {
+  auto& cam = camera(spec("BC-600", 2, kMiB / 2));
+  dock::Dock d(ioc, config(1), sink);
+  hw::EmulatedLink l1(ioc.get_executor(), cam, "emulated:1");
+  BOOST_CHECK(run(d, {&l1})[0] == SessionEnd::done);
+  dock::Dock d2(ioc, config(1), sink);
+  hw::EmulatedLink l2(ioc.get_executor(), cam, "emulated:1");
+  BOOST_CHECK(run(d2, {&l2})[0] == SessionEnd::done);
+  BOOST_CHECK_EQUAL(d2.totals().pulled_bytes, 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

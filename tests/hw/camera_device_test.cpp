@@ -1,0 +1,212 @@
+// The emulated camera: deterministic content, realistic chained manifests, persistence, and
+// protocol robustness (malformed input gets an ERROR reply and the device keeps serving).
+#include "hw/camera_device.hpp"
+#include "proto/messages.hpp"
+#include "proto/sha256.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace bodydock;
+using proto::Bytes;
+using proto::MsgType;
+
+namespace {
+
+hw::CameraSpec small_spec(const std::string& serial = "BC-0100") {
+  hw::CameraSpec s;
+  s.serial = serial;
+  s.segments = 7;
+  s.segment_bytes = 100'000;
+  s.chunk_size = 16384;
+  s.seed = 42;
+  return s;
+}
+
+/// Sends one request and returns the single reply frame.
+proto::Frame ask(hw::CameraDevice& dev, MsgType type, const Bytes& payload, std::uint32_t id = 1) {
+  auto frame = proto::encode_frame(type, id, payload);
+  auto out = dev.handle(*frame);
+  proto::FrameParser p;
+  BOOST_REQUIRE(!p.feed(out));
+  auto f = p.next();
+  BOOST_REQUIRE(f);
+  BOOST_CHECK(!p.next());
+  return std::move(*f);
+}
+
+void hello(hw::CameraDevice& dev) {
+  auto f = ask(dev, MsgType::hello, proto::encode(proto::Hello{}));
+  BOOST_REQUIRE(f.header.type == MsgType::hello_ok);
+}
+
+proto::errc error_of(const proto::Frame& f) {
+  BOOST_REQUIRE(f.header.type == MsgType::error);
+  return proto::decode_error(f.payload)->code;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(camera_device)
+
+BOOST_AUTO_TEST_CASE(content_is_deterministic_at_any_offset) {
+  Bytes whole(10'000);
+  hw::emulated_content(77, 0, whole);
+  for (std::uint64_t off : {0ull, 1ull, 7ull, 8ull, 9ull, 4095ull, 9990ull}) {
+    Bytes part(std::min<std::uint64_t>(10, whole.size() - off));
+    hw::emulated_content(77, off, part);
+    BOOST_CHECK(std::equal(part.begin(), part.end(), whole.begin() + static_cast<std::ptrdiff_t>(off)));
+  }
+  Bytes other(100);
+  hw::emulated_content(78, 0, other);
+  BOOST_CHECK(!std::equal(other.begin(), other.end(), whole.begin()));
+  BOOST_CHECK_NE(hw::content_key(1, "A", 1), hw::content_key(1, "A", 2));
+  BOOST_CHECK_NE(hw::content_key(1, "A", 1), hw::content_key(1, "B", 1));
+}
+
+BOOST_AUTO_TEST_CASE(manifests_are_realistic_and_chained) {
+  hw::CameraDevice dev(small_spec());
+  const auto& ms = dev.recorded();
+  BOOST_REQUIRE_EQUAL(ms.size(), 7u);
+  proto::Digest prev{};
+  for (const auto& m : ms) {
+    BOOST_CHECK(m.prev_manifest_sha256 == prev);
+    prev = proto::manifest_hash(m);
+    BOOST_CHECK_EQUAL(m.chunk_sha256.size(), m.chunk_count());
+    BOOST_CHECK(m.end_utc_ms > m.start_utc_ms);
+    BOOST_CHECK(!m.recording_id.empty());
+    // The first segment of a recording carries the pre-record buffer and the real trigger.
+    if (m.segment_index == 0) {
+      BOOST_CHECK_EQUAL(m.pre_record_s, 60);
+      BOOST_CHECK_NE(m.trigger_on, "segment-rollover");
+    } else {
+      BOOST_CHECK_EQUAL(m.pre_record_s, 0);
+    }
+    if (m.last_in_recording) BOOST_CHECK_NE(m.trigger_off, "segment-rollover");
+    // Hashes match the deterministic content.
+    Bytes content(m.size);
+    hw::emulated_content(hw::content_key(42, m.camera_serial, m.seq), 0, content);
+    BOOST_CHECK(proto::Sha256::of(content) == m.sha256);
+    BOOST_CHECK(proto::Sha256::of(proto::ByteView(content).first(m.chunk_size)) == m.chunk_sha256[0]);
+  }
+  BOOST_CHECK(ms.back().last_in_recording);
+}
+
+BOOST_AUTO_TEST_CASE(requests_before_hello_are_refused) {
+  hw::CameraDevice dev(small_spec());
+  BOOST_CHECK(error_of(ask(dev, MsgType::list, proto::encode(proto::List{}))) == proto::errc::bad_state);
+  hello(dev);
+  BOOST_CHECK(ask(dev, MsgType::list, proto::encode(proto::List{})).header.type == MsgType::list_ok);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_future_version_only) {
+  hw::CameraDevice dev(small_spec());
+  BOOST_CHECK(error_of(ask(dev, MsgType::hello, proto::encode(proto::Hello{2, 9, "x"}))) == proto::errc::unsupported_version);
+  auto ok = ask(dev, MsgType::hello, proto::encode(proto::Hello{1, 9, "x"}));
+  BOOST_CHECK_EQUAL(proto::decode_hello_ok(ok.payload)->version, 1);
+}
+
+BOOST_AUTO_TEST_CASE(reads_serve_exact_bytes_and_bounds) {
+  hw::CameraDevice dev(small_spec());
+  hello(dev);
+  const auto& m = dev.recorded()[2];
+  auto f = ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, 99'990, 4096}), 5);
+  BOOST_REQUIRE(f.header.type == MsgType::data);
+  BOOST_CHECK_EQUAL(f.header.request_id, 5u);
+  auto d = proto::decode_data(f.payload);
+  BOOST_REQUIRE(d);
+  BOOST_CHECK_EQUAL(d->bytes.size(), 10u);  // short at the end of the segment
+  Bytes expect(10);
+  hw::emulated_content(hw::content_key(42, m.camera_serial, m.seq), 99'990, expect);
+  BOOST_CHECK(std::equal(expect.begin(), expect.end(), d->bytes.begin()));
+  BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, m.size, 1}))) == proto::errc::out_of_range);
+  BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{999, 0, 1}))) == proto::errc::not_found);
+}
+
+BOOST_AUTO_TEST_CASE(list_pages_from_a_cursor) {
+  hw::CameraDevice dev(small_spec());
+  hello(dev);
+  auto f = ask(dev, MsgType::list, proto::encode(proto::List{3, 2}));
+  auto l = proto::decode_list_ok(f.payload);
+  BOOST_REQUIRE(l);
+  BOOST_REQUIRE_EQUAL(l->manifests.size(), 2u);
+  BOOST_CHECK_EQUAL(l->manifests[0].seq, 3u);
+  BOOST_CHECK(l->more);
+  BOOST_CHECK_EQUAL(l->next_cursor, 5u);
+}
+
+BOOST_AUTO_TEST_CASE(erase_needs_the_right_receipt_and_persists) {
+  bodydock::test::TempDir dir;
+  {
+    auto dev = hw::CameraDevice::open_persistent(small_spec(), dir.path());
+    hello(dev);
+    const auto m = dev.recorded()[0];
+    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, {}}))) == proto::errc::receipt_rejected);
+    auto wrong = m.sha256;
+    wrong[31] ^= 1;
+    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(wrong.begin(), wrong.end())}))) ==
+                proto::errc::receipt_rejected);
+    BOOST_CHECK(!dev.is_erased(m.seq));
+    auto ok = ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(m.sha256.begin(), m.sha256.end())}));
+    BOOST_CHECK(ok.header.type == MsgType::erase_ok);
+    BOOST_CHECK(dev.is_erased(m.seq));
+    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(m.sha256.begin(), m.sha256.end())}))) ==
+                proto::errc::not_found);
+  }
+  // A power cycle keeps both the recordings and the erasure.
+  auto again = hw::CameraDevice::open_persistent(small_spec(), dir.path());
+  BOOST_CHECK(again.is_erased(1));
+  BOOST_CHECK_EQUAL(again.recorded().size(), 7u);
+  BOOST_CHECK_EQUAL(hw::CameraDevice::read_erase_log(dir.path(), "BC-0100").size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_input_gets_an_error_and_the_device_recovers) {
+  hw::CameraDevice dev(small_spec());
+  hello(dev);
+  struct Case {
+    const char* name;
+    Bytes bytes;
+    proto::errc expect;
+  };
+  Bytes bad_magic = *proto::encode_frame(MsgType::status_get, 3, {});
+  bad_magic[0] ^= 0xFF;
+  Bytes huge;
+  proto::append_frame_header(huge, MsgType::read, 4, 0x7FFFFFFF);
+  Bytes unknown = *proto::encode_frame(MsgType::status_get, 5, {});
+  unknown[3] = 0x42;
+  const Case cases[] = {
+      {"bad magic", bad_magic, proto::errc::malformed_frame},
+      {"oversized", huge, proto::errc::too_large},
+      {"unknown type", unknown, proto::errc::unknown_type},
+      {"truncated READ payload", *proto::encode_frame(MsgType::read, 6, Bytes(5, 0)), proto::errc::truncated},
+      {"READ of zero bytes", *proto::encode_frame(MsgType::read, 7, proto::encode(proto::Read{1, 0, 0})), proto::errc::bad_request},
+      {"reply type as request", *proto::encode_frame(MsgType::data, 8, Bytes(16, 0)), proto::errc::bad_request},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      auto out = dev.handle(c.bytes);
+      proto::FrameParser p;
+      BOOST_REQUIRE(!p.feed(out));
+      auto f = p.next();
+      BOOST_REQUIRE(f);
+      BOOST_CHECK(error_of(*f) == c.expect);
+      // Still serving afterwards.
+      BOOST_CHECK(ask(dev, MsgType::status_get, {}, 99).header.type == MsgType::status);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(status_reports_storage_and_battery) {
+  auto spec = small_spec();
+  spec.battery_pct = 55;
+  hw::CameraDevice dev(spec);
+  hello(dev);
+  auto st = proto::decode_status(ask(dev, MsgType::status_get, {}).payload);
+  BOOST_REQUIRE(st);
+  BOOST_CHECK_EQUAL(st->battery_pct, 55);
+  BOOST_CHECK(st->charging);
+  BOOST_CHECK_EQUAL(st->storage_used, 7u * 100'000u);
+  BOOST_CHECK_EQUAL(st->segment_count, 7u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
