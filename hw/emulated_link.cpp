@@ -17,6 +17,15 @@ boost::asio::awaitable<error_code> EmulatedLink::write(proto::ByteView bytes) {
   if (unplugged_) co_return link_errc::disconnected;
   if (hung_) co_return error_code{};  // a hung device still ACKs at the USB level, then says nothing
   auto reply = device_.handle(bytes);
+  if (faults_.garbage_at_bytes) {
+    // Offset in the IN stream where this reply starts; inject once when the target falls in it.
+    const auto start = delivered_ + (inbox_.size() - inbox_pos_);
+    const auto at = *faults_.garbage_at_bytes;
+    if (at >= start && at <= start + reply.size()) {
+      reply.insert(reply.begin() + static_cast<std::ptrdiff_t>(at - start), 16, 0xEE);
+      faults_.garbage_at_bytes.reset();
+    }
+  }
   if (inbox_pos_ == inbox_.size()) {
     inbox_ = std::move(reply);
     inbox_pos_ = 0;

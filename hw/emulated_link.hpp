@@ -2,7 +2,7 @@
 /// In-process link to a CameraDevice: the fast lane for tests and the demo. It behaves like a
 /// bulk pipe: OUT transfers reach the device at once, the device's answers queue on IN, and a
 /// read takes at most one transfer's worth. Link faults: unplug after N bytes sent to the host,
-/// hang (device goes silent) after N bytes, and a bandwidth cap.
+/// hang (device goes silent) after N bytes, garbage injected into the stream.
 
 #include "hw/camera_device.hpp"
 #include "usb/async_event.hpp"
@@ -17,6 +17,8 @@ namespace bodydock::hw {
 struct LinkFaults {
   std::optional<std::uint64_t> unplug_after_bytes;
   std::optional<std::uint64_t> hang_after_bytes;
+  /// A hostile or broken device: 16 bytes of garbage injected into the IN stream at this offset.
+  std::optional<std::uint64_t> garbage_at_bytes;
 };
 
 class EmulatedLink final : public usb::CameraLink {

@@ -5,22 +5,14 @@
 #include "dock/local_sink.hpp"
 #include "hw/camera_device.hpp"
 #include "proto/sha256.hpp"
+#include "support/daemon.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <random>
-
-extern char** environ;
 
 using namespace bodydock;
 
@@ -29,45 +21,6 @@ namespace {
 constexpr unsigned kCameras = 3;
 constexpr unsigned kSegments = 5;
 constexpr unsigned kSegmentMib = 6;
-
-class Daemon {
- public:
-  Daemon(const std::vector<std::string>& args, const std::filesystem::path& log) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-    const int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << args[0]);
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    BOOST_REQUIRE(pidfd_ >= 0);
-  }
-  ~Daemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_exit(std::chrono::milliseconds(-1));
-    }
-    if (pidfd_ >= 0) ::close(pidfd_);
-  }
-  /// Waits for the process to exit; returns its exit status, or -1 if still running.
-  int wait_exit(std::chrono::milliseconds limit) {
-    pollfd p{pidfd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(limit.count())) == 0) return -1;
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  void kill9() { ::kill(pid_, SIGKILL); }
-
- private:
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-};
 
 proto::Bytes read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -109,7 +62,7 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   std::uniform_int_distribution<int> delay_ms(20, 350);
   int interrupted = 0;
   for (int round = 1; round <= 20; ++round) {
-    Daemon d(args, dir / "dockd.log");
+    test::Daemon d(args, dir / "dockd.log");
     const auto delay = std::chrono::milliseconds(delay_ms(rng));
     const int early = d.wait_exit(delay);
     if (early < 0) {
@@ -124,7 +77,7 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   BOOST_TEST_MESSAGE(interrupted << " of 20 kills landed while dockd was working");
   BOOST_CHECK_GE(interrupted, 10);
 
-  Daemon last(args, dir / "dockd.log");
+  test::Daemon last(args, dir / "dockd.log");
   const int rc = last.wait_exit(std::chrono::milliseconds(180'000));
   if (rc != 0) BOOST_TEST_MESSAGE("dockd log:\n" << std::string(reinterpret_cast<const char*>(read_file(dir / "dockd.log").data()), read_file(dir / "dockd.log").size()));
   BOOST_REQUIRE_EQUAL(rc, 0);

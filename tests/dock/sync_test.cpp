@@ -282,6 +282,39 @@ BOOST_AUTO_TEST_CASE(a_hung_camera_times_out_without_blocking_other_slots) {
   BOOST_CHECK_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
 }
 
+BOOST_AUTO_TEST_CASE(garbage_from_a_device_fails_its_slot_only) {
+  auto& bad = camera(spec("BC-700", 2, kMiB));
+  auto& good = camera(spec("BC-701", 2, kMiB));
+  dock::Dock d(ioc, config(2), sink);
+  hw::LinkFaults f;
+  f.garbage_at_bytes = 0;  // before the very first reply
+  hw::EmulatedLink l1(ioc.get_executor(), bad, "emulated:1", f);
+  hw::EmulatedLink l2(ioc.get_executor(), good, "emulated:2");
+  const auto ends = run(d, {&l1, &l2});
+  BOOST_CHECK(ends[0] == SessionEnd::failed);
+  BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::attention);
+  BOOST_CHECK_NE(d.slots()[0].detail.find("malformed frame"), std::string::npos);
+  BOOST_CHECK(bad.erased().empty());
+  BOOST_CHECK(ends[1] == SessionEnd::done);
+  check_stored(good);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_mid_stream_never_reaches_the_store) {
+  auto& cam = camera(spec("BC-710", 2, kMiB));
+  guard_erases(cam);
+  dock::Dock d(ioc, config(1), sink);
+  hw::LinkFaults f;
+  f.garbage_at_bytes = 700'000;  // inside segment 1's data
+  hw::EmulatedLink l1(ioc.get_executor(), cam, "emulated:1", f);
+  const auto ends = run(d, {&l1});
+  BOOST_CHECK(ends[0] == SessionEnd::failed);
+  // Whatever was stored is intact; the rest stays on the camera for the next docking.
+  dock::Dock d2(ioc, config(1), sink);
+  hw::EmulatedLink l2(ioc.get_executor(), cam, "emulated:1");
+  BOOST_CHECK(run(d2, {&l2})[0] == SessionEnd::done);
+  check_stored(cam);
+}
+
 BOOST_AUTO_TEST_CASE(redocking_a_synced_camera_finds_nothing_to_do) {
   auto& cam = camera(spec("BC-600", 2, kMiB / 2));
   dock::Dock d(ioc, config(1), sink);

@@ -1,0 +1,94 @@
+// The `dockd demo` command line, as users and scripts see it: clear errors for bad input, exit
+// codes, a rerun that picks up where the last run stopped, and the live table.
+#include "support/daemon.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace bodydock;
+
+namespace {
+
+std::vector<std::string> demo(const test::TempDir& dir, std::vector<std::string> extra) {
+  std::vector<std::string> args = {DOCKD_PATH, "demo", "--store", (dir / "store").string(), "--state", (dir / "state").string(), "--no-table"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(demo_cli)
+
+BOOST_AUTO_TEST_CASE(bad_arguments_are_refused_with_the_option_named) {
+  test::TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  const Case cases[] = {
+      {{"--cameras", "0", "--segments", "1", "--segment-mib", "1"}, "--cameras must be 1..12"},
+      {{"--cameras", "13", "--segments", "1", "--segment-mib", "1"}, "--cameras must be 1..12"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "-2"}, "--segment-mib"},
+      {{"--cameras", "1", "--segments", "1"}, "segment-mib"},
+      {{"--cameras", "x", "--segments", "1", "--segment-mib", "1"}, "cameras"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--fault", "slot=5,hang-at=1"}, "slot=1..1"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--fault", "slot=1,explode=1"}, "unknown fault 'explode'"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--bogus"}, "bogus"},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.says) {
+      const auto [rc, out] = test::run_command(demo(dir, c.args), dir / "out.log");
+      BOOST_CHECK_EQUAL(rc, 2);
+      BOOST_CHECK_MESSAGE(contains(out, c.says), "output was: " << out);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(exit_when_idle_and_rerun_picks_up) {
+  test::TempDir dir;
+  const auto args = demo(dir, {"--cameras", "2", "--segments", "3", "--segment-mib", "0.5", "--exit-when-idle"});
+  auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK(contains(out, "every segment is stored and erased"));
+  BOOST_CHECK(contains(out, "summary: pulled 3.0 MiB, stored 6 segments"));
+  BOOST_CHECK(contains(out, "<5>slot 1 BC-0001: done, safe to undock"));  // journald priority prefix off a terminal
+  // Again with the same state and store: nothing left to do, nothing pulled twice.
+  std::tie(rc, out) = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK(contains(out, "summary: pulled 0.0 MiB, stored 0 segments"));
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_camera_makes_exit_when_idle_fail_with_the_reason) {
+  test::TempDir dir;
+  const auto args = demo(dir, {"--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--exit-when-idle", "--timeout-ms", "300",
+                               "--fault", "slot=2,hang-at=100000"});
+  const auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "slot 2 BC-0002: 2 segment(s) not erased: pull: camera did not answer in time"), out);
+  BOOST_CHECK(contains(out, "slot 1 BC-0001: done"));
+}
+
+BOOST_AUTO_TEST_CASE(unplugged_camera_is_redocked_and_finishes) {
+  test::TempDir dir;
+  const auto args = demo(dir, {"--cameras", "1", "--segments", "2", "--segment-mib", "1", "--exit-when-idle", "--fault", "slot=1,unplug-at=1500000"});
+  const auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK(contains(out, "undocked during pull"));
+  BOOST_CHECK(contains(out, "resuming at byte"));
+}
+
+BOOST_AUTO_TEST_CASE(live_table_shows_every_slot) {
+  test::TempDir dir;
+  auto args = demo(dir, {"--cameras", "3", "--segments", "1", "--segment-mib", "0.25", "--exit-when-idle", "--table"});
+  args.erase(std::find(args.begin(), args.end(), "--no-table"));
+  const auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK(contains(out, "slot LED"));
+  BOOST_CHECK(contains(out, "green solid"));
+  BOOST_CHECK(contains(out, "[####################]"));
+  for (const char* serial : {"BC-0001", "BC-0002", "BC-0003"}) BOOST_CHECK(contains(out, serial));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
