@@ -19,11 +19,10 @@ class AsyncEvent {
     timer_.cancel();
   }
 
+  /// Several coroutines may wait at once; notify() wakes them all. (The expiry is never
+  /// reset: expires_at() would cancel the other waiters and make them wake each other.)
   boost::asio::awaitable<void> wait() {
-    if (!pending_) {
-      timer_.expires_at(boost::asio::steady_timer::time_point::max());
-      co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    }
+    if (!pending_) co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     pending_ = false;
   }
 

@@ -1,0 +1,335 @@
+#include "hw/umockdev_bus.hpp"
+
+#include <umockdev.h>
+
+#include <linux/usbdevice_fs.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <stdexcept>
+
+namespace bodydock::hw {
+namespace {
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+  static constexpr char d[] = "0123456789abcdef";
+  std::string s;
+  for (auto b : bytes) {
+    s.push_back(d[b >> 4]);
+    s.push_back(d[b & 15]);
+  }
+  return s;
+}
+
+void put16(std::vector<std::uint8_t>& v, std::uint16_t x) {
+  v.push_back(static_cast<std::uint8_t>(x));
+  v.push_back(static_cast<std::uint8_t>(x >> 8));
+}
+
+/// sysfs `descriptors`: device descriptor, then the configuration with everything in it.
+std::vector<std::uint8_t> descriptors(std::uint8_t device_class, std::uint16_t vid, std::uint16_t pid, std::uint8_t iface_class, bool bulk_pair) {
+  std::vector<std::uint8_t> v = {18, 1};
+  put16(v, 0x0200);
+  v.insert(v.end(), {device_class, 0, 0, 64});
+  put16(v, vid);
+  put16(v, pid);
+  put16(v, 0x0100);
+  v.insert(v.end(), {0, 0, 0, 1});
+  const std::uint16_t total = static_cast<std::uint16_t>(9 + 9 + (bulk_pair ? 14 : 7));
+  v.insert(v.end(), {9, 2});
+  put16(v, total);
+  v.insert(v.end(), {1, 1, 0, 0x80, 250});
+  v.insert(v.end(), {9, 4, 0, 0, static_cast<std::uint8_t>(bulk_pair ? 2 : 1), iface_class, 0, 0, 0});
+  if (bulk_pair) {
+    v.insert(v.end(), {7, 5, 0x02, 0x02});
+    put16(v, 512);
+    v.push_back(0);
+    v.insert(v.end(), {7, 5, 0x81, 0x02});
+    put16(v, 512);
+    v.push_back(0);
+  } else {  // a hub's status-change interrupt endpoint
+    v.insert(v.end(), {7, 5, 0x81, 0x03});
+    put16(v, 1);
+    v.push_back(12);
+  }
+  return v;
+}
+
+std::string record(const std::string& syspath, int devnum, const std::vector<std::uint8_t>& desc) {
+  char node[32];
+  std::snprintf(node, sizeof node, "bus/usb/001/%03d", devnum);
+  char props[256];
+  std::snprintf(props, sizeof props,
+                "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\nE: DRIVER=usb\nE: BUSNUM=001\nE: DEVNUM=%03d\nE: DEVNAME=/dev/%s\n", devnum, node);
+  return "P: " + syspath + "\nN: " + node + "\n" + props + "A: busnum=1\\n\nA: devnum=" + std::to_string(devnum) +
+         "\\n\nA: speed=480\\n\nA: bConfigurationValue=1\\n\nH: descriptors=" + hex(desc) + "\n\n";
+}
+
+}  // namespace
+
+/// One emulated port: the device model and the URBs libusb has in flight on it. Touched by the
+/// umockdev worker thread (handler) and the owning thread (plug/unplug/faults): one mutex.
+struct UmockdevBus::Port {
+  std::mutex m;
+  CameraDevice* device = nullptr;
+  std::string syspath;
+  std::string devnode;
+  UMockdevIoctlBase* handler = nullptr;
+  struct Urb {
+    UMockdevIoctlData* data;
+    bool discarded = false;
+  };
+  std::deque<Urb> in_urbs;                   ///< bulk IN, waiting for data
+  std::deque<Urb> done;                      ///< completed (OUT), ready to reap
+  std::deque<std::uint8_t> in_stream;        ///< bytes the device queued on IN
+  bool unplugged = false;   ///< the cable is out: URBs fail with ENODEV
+  bool removed = false;     ///< the removal uevent went out
+  bool hang = false;
+  bool stall_next = false;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t unplug_at = UINT64_MAX;
+};
+
+namespace {
+
+usbdevfs_urb* urb_of(UMockdevIoctlData* d) { return reinterpret_cast<usbdevfs_urb*>(d->data); }
+
+/// Hands one URB back to libusb through the REAPURBNDELAY argument.
+void reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg, UMockdevIoctlData* urb) {
+  UMockdevIoctlData* slot = umockdev_ioctl_data_resolve(arg, 0, sizeof(void*), nullptr);
+  umockdev_ioctl_data_set_ptr(slot, 0, urb);
+  umockdev_ioctl_client_complete(client, 0, 0);
+  g_object_unref(slot);
+  g_object_unref(urb);
+}
+
+gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
+  auto* port = static_cast<UmockdevBus::Port*>(user);
+  UMockdevIoctlData* arg = umockdev_ioctl_client_get_arg(client);
+  const gulong request = umockdev_ioctl_client_get_request(client);
+  std::lock_guard lock(port->m);
+  const bool is_reap = request == USBDEVFS_REAPURBNDELAY || request == USBDEVFS_REAPURB;
+  if (port->unplugged && !is_reap) {
+    umockdev_ioctl_client_complete(client, -1, ENODEV);
+    return TRUE;
+  }
+  switch (request) {
+    case USBDEVFS_GET_CAPABILITIES: {
+      UMockdevIoctlData* d = umockdev_ioctl_data_resolve(arg, 0, sizeof(guint32), nullptr);
+      *reinterpret_cast<guint32*>(d->data) = USBDEVFS_CAP_BULK_SCATTER_GATHER | USBDEVFS_CAP_BULK_CONTINUATION |
+                                             USBDEVFS_CAP_NO_PACKET_SIZE_LIM | USBDEVFS_CAP_REAP_AFTER_DISCONNECT | USBDEVFS_CAP_ZERO_PACKET;
+      umockdev_ioctl_client_complete(client, 0, 0);
+      g_object_unref(d);
+      return TRUE;
+    }
+    case USBDEVFS_CLAIMINTERFACE:
+    case USBDEVFS_RELEASEINTERFACE:
+    case USBDEVFS_DISCONNECT_CLAIM:
+    case USBDEVFS_SETINTERFACE:
+    case USBDEVFS_CLEAR_HALT:
+    case USBDEVFS_RESETEP:
+      umockdev_ioctl_client_complete(client, 0, 0);
+      return TRUE;
+    case USBDEVFS_GETDRIVER:
+    case USBDEVFS_IOCTL:
+      umockdev_ioctl_client_complete(client, -1, ENODATA);  // no kernel driver bound
+      return TRUE;
+    case USBDEVFS_SUBMITURB: {
+      UMockdevIoctlData* ud = umockdev_ioctl_data_resolve(arg, 0, sizeof(usbdevfs_urb), nullptr);
+      usbdevfs_urb* u = urb_of(ud);
+      UMockdevIoctlData* bd = u->buffer_length > 0 ? umockdev_ioctl_data_resolve(ud, offsetof(usbdevfs_urb, buffer), static_cast<gsize>(u->buffer_length), nullptr) : nullptr;
+      if (u->type != USBDEVFS_URB_TYPE_BULK) {
+        if (bd) g_object_unref(bd);
+        g_object_unref(ud);
+        umockdev_ioctl_client_complete(client, -1, EINVAL);
+        return TRUE;
+      }
+      if (u->endpoint & 0x80) {
+        port->in_urbs.push_back({ud});
+      } else {
+        if (!port->hang && bd) {
+          auto reply = port->device->handle({bd->data, static_cast<std::size_t>(u->buffer_length)});
+          port->in_stream.insert(port->in_stream.end(), reply.begin(), reply.end());
+        }
+        u->actual_length = u->buffer_length;
+        u->status = 0;
+        port->done.push_back({ud});
+      }
+      if (bd) g_object_unref(bd);
+      umockdev_ioctl_client_complete(client, 0, 0);
+      return TRUE;
+    }
+    case USBDEVFS_REAPURB:
+    case USBDEVFS_REAPURBNDELAY: {
+      if (!port->done.empty()) {
+        auto urb = port->done.front();
+        port->done.pop_front();
+        if (urb.discarded) urb_of(urb.data)->status = -ENOENT;
+        reap(client, arg, urb.data);
+        return TRUE;
+      }
+      for (auto it = port->in_urbs.begin(); it != port->in_urbs.end(); ++it) {
+        usbdevfs_urb* u = urb_of(it->data);
+        if (it->discarded || port->unplugged) {
+          u->status = it->discarded ? -ENOENT : -ENODEV;
+          u->actual_length = 0;
+          auto* d = it->data;
+          port->in_urbs.erase(it);
+          reap(client, arg, d);
+          return TRUE;
+        }
+      }
+      if (!port->in_urbs.empty() && port->stall_next) {
+        port->stall_next = false;
+        auto urb = port->in_urbs.front();
+        port->in_urbs.pop_front();
+        urb_of(urb.data)->status = -EPIPE;
+        urb_of(urb.data)->actual_length = 0;
+        reap(client, arg, urb.data);
+        return TRUE;
+      }
+      if (!port->in_urbs.empty() && !port->in_stream.empty() && !port->hang) {
+        auto urb = port->in_urbs.front();
+        port->in_urbs.pop_front();
+        usbdevfs_urb* u = urb_of(urb.data);
+        auto n = std::min<std::size_t>(static_cast<std::size_t>(u->buffer_length), port->in_stream.size());
+        if (port->bytes_in + n >= port->unplug_at) {
+          n = static_cast<std::size_t>(port->unplug_at - std::min(port->bytes_in, port->unplug_at));
+          port->unplugged = true;  // this transfer still carries the bytes before the cut
+        }
+        auto* dst = static_cast<std::uint8_t*>(u->buffer);
+        std::copy_n(port->in_stream.begin(), n, dst);
+        port->in_stream.erase(port->in_stream.begin(), port->in_stream.begin() + static_cast<std::ptrdiff_t>(n));
+        u->actual_length = static_cast<int>(n);
+        u->status = 0;
+        port->bytes_in += n;
+        reap(client, arg, urb.data);
+        return TRUE;
+      }
+      umockdev_ioctl_client_complete(client, -1, port->unplugged ? ENODEV : EAGAIN);
+      return TRUE;
+    }
+    case USBDEVFS_DISCARDURB: {
+      const auto addr = reinterpret_cast<gulong>(*reinterpret_cast<void**>(arg->data));
+      for (auto* q : {&port->in_urbs, &port->done})
+        for (auto& urb : *q)
+          if (urb.data->client_addr == addr && !urb.discarded) {
+            urb.discarded = true;
+            umockdev_ioctl_client_complete(client, 0, 0);
+            return TRUE;
+          }
+      umockdev_ioctl_client_complete(client, -1, EINVAL);
+      return TRUE;
+    }
+    default:
+      return FALSE;
+  }
+}
+
+}  // namespace
+
+struct UmockdevBus::Impl {
+  UMockdevTestbed* testbed = nullptr;
+  std::map<unsigned, std::unique_ptr<Port>> ports;
+  int next_devnum = 3;
+};
+
+UmockdevBus::UmockdevBus() : impl_(std::make_unique<Impl>()) {
+  impl_->testbed = umockdev_testbed_new();
+  const std::string hubs = record("/devices/usb1", 1, descriptors(9, 0x1d6b, 0x0002, 9, false)) +
+                           record("/devices/usb1/1-1", 2, descriptors(9, 0x05e3, 0x0608, 9, false));
+  GError* err = nullptr;
+  if (!umockdev_testbed_add_from_string(impl_->testbed, hubs.c_str(), &err)) {
+    std::string msg = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    g_object_unref(impl_->testbed);
+    throw std::runtime_error("cannot create the emulated USB hubs: " + msg);
+  }
+}
+
+UmockdevBus::~UmockdevBus() {
+  for (auto& [n, port] : impl_->ports) {
+    if (port->handler) g_object_unref(port->handler);
+    for (auto& u : port->in_urbs) g_object_unref(u.data);
+    for (auto& u : port->done) g_object_unref(u.data);
+  }
+  g_object_unref(impl_->testbed);
+}
+
+void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity id) {
+  if (port_number == 0 || port_number > 15) throw std::invalid_argument("hub ports are 1..15");
+  auto& slot = impl_->ports[port_number];
+  if (slot && !slot->removed) throw std::logic_error("port already in use");
+  if (slot) {
+    umockdev_testbed_remove_device(impl_->testbed, slot->syspath.c_str());
+    std::lock_guard lock(slot->m);
+    for (auto& u : slot->in_urbs) g_object_unref(u.data);
+    for (auto& u : slot->done) g_object_unref(u.data);
+  }
+  auto port = std::make_unique<Port>();
+  const int devnum = impl_->next_devnum++;
+  char node[48];
+  std::snprintf(node, sizeof node, "/dev/bus/usb/001/%03d", devnum);
+  port->devnode = node;
+  port->syspath = "/sys/devices/usb1/1-1/1-1." + std::to_string(port_number);
+  port->device = &device;
+  device.reset_session();
+  port->handler = umockdev_ioctl_base_new();
+  g_signal_connect(port->handler, "handle-ioctl", G_CALLBACK(on_ioctl), port.get());
+  GError* err = nullptr;
+  if (!umockdev_testbed_attach_ioctl(impl_->testbed, node, port->handler, &err)) {
+    std::string msg = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    throw std::runtime_error("cannot attach the USB emulation to " + std::string(node) + ": " + msg);
+  }
+  const auto rec = record("/devices/usb1/1-1/1-1." + std::to_string(port_number), devnum,
+                          descriptors(0, id.vid, id.pid, id.interface_class, true));
+  if (!umockdev_testbed_add_from_string(impl_->testbed, rec.c_str(), &err)) {
+    std::string msg = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    throw std::runtime_error("cannot add the emulated camera: " + msg);
+  }
+  if (slot && slot->handler) g_object_unref(slot->handler);
+  slot = std::move(port);
+}
+
+void UmockdevBus::unplug(unsigned port_number) {
+  auto it = impl_->ports.find(port_number);
+  if (it == impl_->ports.end() || it->second->removed) return;
+  {
+    std::lock_guard lock(it->second->m);
+    it->second->unplugged = true;  // URBs in flight now reap with -ENODEV, then ENODEV
+    it->second->removed = true;
+  }
+  umockdev_testbed_uevent(impl_->testbed, it->second->syspath.c_str(), "remove");
+}
+
+void UmockdevBus::unplug_after(unsigned port_number, std::uint64_t bytes) {
+  auto& port = impl_->ports.at(port_number);
+  std::lock_guard lock(port->m);
+  port->unplug_at = bytes;
+}
+
+void UmockdevBus::set_hang(unsigned port_number, bool hang) {
+  auto& port = impl_->ports.at(port_number);
+  std::lock_guard lock(port->m);
+  port->hang = hang;
+}
+
+void UmockdevBus::stall_next_in(unsigned port_number) {
+  auto& port = impl_->ports.at(port_number);
+  std::lock_guard lock(port->m);
+  port->stall_next = true;
+}
+
+std::uint64_t UmockdevBus::bytes_in(unsigned port_number) {
+  auto& port = impl_->ports.at(port_number);
+  std::lock_guard lock(port->m);
+  return port->bytes_in;
+}
+
+}  // namespace bodydock::hw

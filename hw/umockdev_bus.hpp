@@ -1,0 +1,56 @@
+#pragma once
+/// Emulated cameras on an emulated USB bus, served to the unmodified libusb code path through
+/// umockdev: the usbfs ioctls libusb issues (SUBMITURB, REAPURBNDELAY, DISCARDURB, ...) are
+/// answered by a handler on umockdev's worker thread that feeds OUT transfers to a
+/// CameraDevice and completes IN transfers from what the device queued.
+///
+/// The process must run with libumockdev-preload (linked with --no-as-needed, or LD_PRELOAD),
+/// and the bus must exist before libusb_init: it sets UMOCKDEV_DIR for the process.
+/// Port paths are 1-1.N (a root hub usb1 and a hub 1-1 are created so libusb sees the chain).
+
+#include "hw/camera_device.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace bodydock::hw {
+
+struct UsbIdentity {
+  std::uint16_t vid = 0x1d50;  ///< bodydock emulator VID/PID (openmoko's open-hardware range)
+  std::uint16_t pid = 0x6160;
+  std::uint8_t interface_class = 0xFF;
+};
+
+class UmockdevBus {
+ public:
+  UmockdevBus();
+  ~UmockdevBus();
+  UmockdevBus(const UmockdevBus&) = delete;
+  UmockdevBus& operator=(const UmockdevBus&) = delete;
+
+  /// Plugs `device` into hub port `port` (1..15): appears as 1-1.<port>. The device is used
+  /// from umockdev's worker thread until unplugged; do not touch it meanwhile.
+  void plug(unsigned port, CameraDevice& device, UsbIdentity id = {});
+  /// Pulls it out: transfers in flight fail with NO_DEVICE, then a removal uevent.
+  void unplug(unsigned port);
+  /// The cable is pulled after the device has sent `bytes` on IN: transfers in flight fail
+  /// with NO_DEVICE from that instant (call unplug() afterwards for the removal uevent).
+  void unplug_after(unsigned port, std::uint64_t bytes);
+  /// Makes the device stop answering (IN transfers never complete) or answer again.
+  void set_hang(unsigned port, bool hang);
+  /// Stalls the next IN transfer on that port once.
+  void stall_next_in(unsigned port);
+  /// Bytes the device has put on its IN endpoint so far.
+  [[nodiscard]] std::uint64_t bytes_in(unsigned port);
+
+  struct Port;  // handler state, shared with the umockdev worker thread
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bodydock::hw
