@@ -329,6 +329,9 @@ int run_demo(const std::vector<std::string>& args) {
               static_cast<double>(t.stored_bytes) / wall.count() / 1e6, cpu, gib > 0 ? cpu / gib : 0.0, static_cast<double>(peak_rss_kib()) / 1024);
   std::fflush(stdout);
 
+  // Store jobs still queued must not outlive the sink they use.
+  run.sink_pool->join();
+
   if (run.interrupted) {
     std::cerr << "dockd demo: interrupted; rerun with the same --state and --store to continue\n";
     return exit_when_idle ? 1 : 0;

@@ -75,10 +75,18 @@ void Dock::stop() {
   spooled_.notify();
 }
 
+bool Dock::begin_session(const std::string& serial, unsigned slot) { return active_serials_.emplace(serial, slot).second; }
+void Dock::end_session(const std::string& serial) { active_serials_.erase(serial); }
+
 asio::awaitable<void> Dock::run_uploader() {
   using Clock = std::chrono::steady_clock;
   while (!stopping_) {
-    auto rows = co_await in_state(SegState::spooled);
+    std::vector<SegmentRow> rows;
+    try {
+      rows = co_await in_state(SegState::spooled);
+    } catch (const std::exception& e) {
+      log(Level::error, "upload queue: cannot read the state database: ", e.what(), "; retrying");
+    }
     const auto now = Clock::now();
     auto wake = now + std::chrono::seconds(1);
     for (auto& row : rows) {
@@ -113,7 +121,7 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
       retry_at_.erase(key);
       log(Level::info, serial, " seg ", seq, ": stored as ", receipt->object_key);
       stored_.notify();
-    } else if (receipt.error() == sink_errc::content_mismatch || receipt.error() == boost::system::errc::no_such_file_or_directory) {
+    } else if (receipt.error() == sink_errc::content_mismatch || receipt.error() == sink_errc::spool_unreadable) {
       // The spool copy is damaged or gone; the camera still holds the segment: pull it again.
       log(Level::error, serial, " seg ", seq, ": spool copy unusable (", receipt.error().message(), "); will pull again");
       SegUpdate u;
@@ -139,10 +147,11 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
       u.count_attempt = true;
       co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, u);
     }
-  } catch (...) {
-    uploading_.erase(key);
-    spooled_.notify();
-    throw;
+  } catch (const std::exception& e) {
+    // Unexpected (database or file system failing): back off like any failed attempt, so a
+    // broken disk is not hammered in a loop.
+    log(Level::error, serial, " seg ", seq, ": store failed: ", e.what(), "; retry in ", cfg_.upload_retry_cap.count(), " ms");
+    retry_at_[key] = std::chrono::steady_clock::now() + cfg_.upload_retry_cap;
   }
   uploading_.erase(key);
   spooled_.notify();

@@ -103,6 +103,10 @@ class Dock {
   auto camera_segments(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial); });
   }
+  /// A camera's segments that still need work or attention (not yet PURGED).
+  auto live_segments(std::string serial) {
+    return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial, true); });
+  }
   auto in_state(SegState state) {
     return db([state](StateDb& s) { return s.in_state(state); });
   }
@@ -127,6 +131,10 @@ class Dock {
  private:
   friend class Session;
   boost::asio::awaitable<void> store_one(SegmentRow row);
+  /// One session per camera at a time (a camera moved to another slot while its old session
+  /// still waits out a timeout must not run twice). false if `serial` is busy.
+  bool begin_session(const std::string& serial, unsigned slot);
+  void end_session(const std::string& serial);
 
   boost::asio::io_context& ioc_;
   DockConfig cfg_;
@@ -138,6 +146,7 @@ class Dock {
   usb::AsyncEvent spooled_;   ///< sessions -> uploader: something to store
   usb::AsyncEvent stored_;    ///< uploader -> sessions: something to erase
   std::set<std::pair<std::string, std::uint64_t>> uploading_;
+  std::map<std::string, unsigned> active_serials_;  ///< serial -> slot of its running session
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> retry_at_;
   bool stopping_ = false;
   Totals totals_;

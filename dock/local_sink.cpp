@@ -9,6 +9,7 @@
 #include <fcntl.h>
 
 #include <cstdio>
+#include <fstream>
 #include <vector>
 
 namespace bodydock::dock {
@@ -25,6 +26,7 @@ class SinkCategory final : public boost::system::error_category {
     switch (static_cast<sink_errc>(ev)) {
       case sink_errc::content_mismatch: return "spooled bytes do not match the manifest's SHA-256";
       case sink_errc::object_conflict: return "storage holds different bytes under this segment's key";
+      case sink_errc::spool_unreadable: return "the spool copy cannot be read";
     }
     return "unknown sink error";
   }
@@ -77,23 +79,41 @@ boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::file
   const auto final_path = root_ / key;
   const auto dir = final_path.parent_path();
   std::error_code fs_ec;
+  const bool new_dir = !std::filesystem::exists(dir, fs_ec);
   std::filesystem::create_directories(dir, fs_ec);
   if (fs_ec) return boost::system::error_code(fs_ec.value(), boost::system::generic_category());
+  // A new camera directory must itself survive a power cut before anything in it counts.
+  if (new_dir)
+    if (auto ec = sync_dir(root_)) return ec;
 
-  // The manifest goes first: a segment file never exists without its manifest beside it.
+  // The manifest goes first: a segment file never exists without its manifest beside it. It is
+  // never replaced: the same key with other metadata is a conflict, not an update.
   const auto manifest_path = dir / (final_path.stem().string() + ".manifest.json");
-  if (auto ec = write_file_atomic(manifest_path, boost::json::serialize(proto::manifest_to_json(m)) + "\n")) return ec;
+  const auto manifest_text = boost::json::serialize(proto::manifest_to_json(m)) + "\n";
+  if (std::filesystem::exists(manifest_path, fs_ec)) {
+    std::ifstream in(manifest_path, std::ios::binary);
+    const std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (have != manifest_text) return make_error_code(sink_errc::object_conflict);
+  } else if (auto ec = write_file_atomic(manifest_path, manifest_text)) {
+    return ec;
+  }
 
-  if (std::filesystem::exists(final_path)) {
+  if (std::filesystem::exists(final_path, fs_ec)) {
+    // Stored before (a retry after a crash): recognise it by hash, and make sure it is durable
+    // (the crash may have come between the rename and the directory fsync).
     std::uint64_t size = 0;
     auto have = hash_file(final_path, size);
     if (!have) return have.error();
     if (!proto::digest_equal(*have, m.sha256) || size != m.size) return make_error_code(sink_errc::object_conflict);
+    auto fd = open_file(final_path, O_RDONLY);
+    if (!fd) return fd.error();
+    if (auto ec = sync_file(fd->get())) return ec;
+    if (auto ec = sync_dir(dir)) return ec;
     return StoreReceipt{key, *have, size};
   }
 
   auto src = open_file(spool_file, O_RDONLY);
-  if (!src) return src.error();
+  if (!src) return make_error_code(sink_errc::spool_unreadable);
   const auto tmp = dir / ("." + final_path.filename().string() + ".tmp");
   auto dst = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
   if (!dst) return dst.error();
@@ -102,7 +122,7 @@ boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::file
   std::uint64_t off = 0;
   for (;;) {
     auto n = read_at(src->get(), buf, off);
-    if (!n) return n.error();
+    if (!n) return make_error_code(sink_errc::spool_unreadable);
     if (*n == 0) break;
     const proto::ByteView block(buf.data(), *n);
     h.update(block);

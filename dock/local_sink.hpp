@@ -2,9 +2,11 @@
 /// The embedded default sink: a directory tree
 ///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.seg
 ///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.manifest.json
-/// written atomically (temp file, fsync, rename, fsync directory). The segment is hashed as it
-/// is written; the receipt carries that hash, and a mismatch with the manifest is refused.
-/// Storing again what is already there (after a crash) is recognised by hash, not rewritten.
+/// written atomically (temp file, fsync, rename, fsync directory; a new camera directory is
+/// fsynced in its parent too). The segment is hashed as it is written; the receipt carries that
+/// hash, and a mismatch with the manifest is refused. Storing again what is already there
+/// (after a crash) is recognised by hash and made durable, never rewritten; a manifest is
+/// never replaced by a different one.
 
 #include "dock/sink.hpp"
 

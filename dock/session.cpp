@@ -31,6 +31,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr std::size_t kMaxListPages = 1000;  // x up to 256 manifests a page
+
 /// What happened to one segment's pull.
 enum class PullEnd { spooled, quarantined, skipped, link_failed };
 
@@ -46,10 +48,17 @@ class Session {
  public:
   Session(Dock& dock, unsigned slot, usb::CameraLink& link)
       : dock_(dock), slot_(slot), link_(link), status_(dock.slot(slot)), tag_(cat("slot ", slot)) {}
+  ~Session() {
+    if (!serial_.empty()) dock_.end_session(serial_);
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
-  asio::awaitable<SessionEnd> run();
+  /// run(), with any exception turned into a failed session on this slot only.
+  asio::awaitable<SessionEnd> run_guarded();
 
  private:
+  asio::awaitable<SessionEnd> run();
   asio::awaitable<error_code> send(MsgType type, const Bytes& payload, std::uint32_t& id);
   asio::awaitable<boost::system::result<proto::Frame>> receive();
   asio::awaitable<boost::system::result<proto::Frame>> call(MsgType type, const Bytes& payload, MsgType expect);
@@ -74,7 +83,8 @@ class Session {
   std::uint32_t next_id_ = 1;
   std::uint32_t max_read_ = proto::kMaxReadLength;
   std::size_t reads_in_flight_ = 1;  ///< ours, capped by what the camera says it queues
-  std::set<std::uint64_t> listed_;
+  std::set<std::uint64_t> listed_;     ///< on the camera and ours to pull/erase
+  std::set<std::uint64_t> on_camera_;  ///< everything the camera listed, conflicts included
   bool attention_ = false;
   Clock::time_point window_start_ = Clock::now();
   std::uint64_t window_bytes_ = 0;
@@ -92,11 +102,12 @@ asio::awaitable<error_code> Session::send(MsgType type, const Bytes& payload, st
 }
 
 asio::awaitable<boost::system::result<proto::Frame>> Session::receive() {
+  // One deadline for the whole frame: a camera trickling a byte at a time cannot hold a slot.
+  asio::steady_timer deadline(co_await asio::this_coro::executor, dock_.cfg_.request_timeout);
   for (;;) {
     if (auto f = parser_.next()) co_return std::move(*f);
     if (parser_.error()) co_return parser_.error();
     inbuf_.clear();
-    asio::steady_timer deadline(co_await asio::this_coro::executor, dock_.cfg_.request_timeout);
     auto r = co_await (link_.read(inbuf_) || deadline.async_wait(asio::use_awaitable));
     if (r.index() == 1) co_return usb::link_errc::timed_out;
     if (auto ec = std::get<0>(r)) co_return ec;
@@ -125,6 +136,10 @@ asio::awaitable<error_code> Session::handshake() {
   if (!f) co_return f.error();
   auto ok = proto::decode_hello_ok(f->payload);
   if (!ok) co_return ok.error();
+  if (!dock_.begin_session(ok->serial, slot_)) {
+    log(Level::error, tag_, ": camera ", ok->serial, " is already being served on slot ", dock_.active_serials_[ok->serial]);
+    co_return proto::errc::busy;
+  }
   serial_ = ok->serial;
   max_read_ = ok->max_read;
   if (ok->version < 1 || ok->version > proto::kProtocolVersion) co_return proto::errc::unsupported_version;
@@ -149,7 +164,9 @@ asio::awaitable<error_code> Session::refresh_status() {
 
 asio::awaitable<error_code> Session::list_all() {
   proto::List req;
-  for (;;) {
+  for (std::size_t pages = 0;; ++pages) {
+    // A camera holds at most a few thousand segments; one that pages on and on is refused.
+    if (pages > kMaxListPages) co_return proto::errc::too_large;
     auto f = co_await call(MsgType::list, proto::encode(req), MsgType::list_ok);
     if (!f) co_return f.error();
     auto ok = proto::decode_list_ok(f->payload);
@@ -161,6 +178,7 @@ asio::awaitable<error_code> Session::list_all() {
         continue;
       }
       const auto seq = m.seq;
+      on_camera_.insert(seq);
       const auto result = co_await dock_.add_listed(std::move(m));
       if (result == ListedResult::conflict) {
         // Same sequence number, different manifest: never overwrite what we already hold.
@@ -203,8 +221,12 @@ asio::awaitable<void> Session::quarantine(const SegmentRow& row, std::string rea
 asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   const auto& m = row.manifest;
   if (m.chunk_size > max_read_) {
-    co_await quarantine(row, cat("chunk size ", m.chunk_size, " above the camera's read limit ", max_read_));
-    co_return PullEnd::quarantined;
+    // The footage is not suspect, the camera's configuration is: leave it on the camera.
+    log(Level::error, tag_, " seg ", row.seq, ": chunk size ", m.chunk_size, " is above the camera's own read limit ", max_read_,
+        "; not pulled");
+    status_.detail = cat("segment ", row.seq, ": camera reports chunks larger than it can serve");
+    attention_ = true;
+    co_return PullEnd::skipped;
   }
   const auto path = dock_.spool_path(row.serial, row.seq);
   auto whole = std::make_unique<proto::Sha256>();
@@ -353,6 +375,17 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   }
   const auto digest = whole->finish();
   if (!proto::digest_equal(digest, m.sha256)) {
+    if (keep > 0) {
+      // Most likely the spooled prefix was damaged on disk while we were away: pull it whole.
+      log(Level::warning, tag_, " seg ", seq, ": whole-segment SHA-256 fails after resuming; pulling it again from the start");
+      SegUpdate u;
+      u.pulled = 0;
+      co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::pulling, u);
+      fd = Fd{};
+      row.pulled = 0;
+      row.state = SegState::pulling;
+      co_return co_await pull(std::move(row));
+    }
     co_await quarantine(row, "chunks verify but the whole-segment SHA-256 does not (inconsistent manifest)");
     co_return PullEnd::quarantined;
   }
@@ -372,7 +405,7 @@ asio::awaitable<void> Session::purge(const SegmentRow& row) {
 }
 
 asio::awaitable<error_code> Session::erase_confirmed() {
-  auto rows = co_await dock_.camera_segments(serial_);
+  auto rows = co_await dock_.live_segments(serial_);
   for (const auto& row : rows) {
     if (row.state == SegState::erased) {
       co_await purge(row);
@@ -380,7 +413,7 @@ asio::awaitable<error_code> Session::erase_confirmed() {
     }
     if (row.state != SegState::stored) continue;
     const auto seq = row.seq;
-    if (!listed_.contains(seq)) {
+    if (!on_camera_.contains(seq)) {
       // Stored, and the camera no longer has it: it erased on our request before a crash.
       co_await dock_.transition(serial_, seq, states(SegState::stored), SegState::erased, SegUpdate{}, "camera no longer lists it");
       co_await purge(row);
@@ -438,10 +471,10 @@ asio::awaitable<SessionEnd> Session::run() {
   if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
   if (auto ec = co_await list_all()) co_return end_with(ec, "listing");
 
-  auto rows = co_await dock_.camera_segments(serial_);
+  auto rows = co_await dock_.live_segments(serial_);
   std::vector<SegmentRow> to_pull;
   for (auto& row : rows) {
-    const bool on_camera = listed_.contains(row.seq);
+    const bool on_camera = on_camera_.contains(row.seq);
     if ((row.state == SegState::listed || row.state == SegState::pulling) && on_camera) {
       status_.bytes_total += row.manifest.size - row.pulled;
       to_pull.push_back(std::move(row));
@@ -466,10 +499,23 @@ asio::awaitable<SessionEnd> Session::run() {
   // talking (status) so an undock or a hang is noticed.
   for (;;) {
     if (auto ec = co_await erase_confirmed()) co_return end_with(ec, "erase");
-    auto now = co_await dock_.camera_segments(serial_);
+    auto now = co_await dock_.live_segments(serial_);
     std::size_t waiting = 0;
-    for (const auto& r : now) waiting += listed_.contains(r.seq) && (r.state == SegState::spooled || r.state == SegState::stored) ? 1 : 0;
-    if (waiting == 0) break;
+    std::size_t left_on_camera = 0;
+    for (const auto& r : now) {
+      if (!on_camera_.contains(r.seq)) continue;
+      waiting += r.state == SegState::spooled || r.state == SegState::stored ? 1 : 0;
+      left_on_camera += r.state != SegState::erased ? 1 : 0;
+    }
+    if (waiting == 0) {
+      // Green only when the camera holds nothing of ours any more; anything else (quarantined,
+      // sent back to be pulled again, skipped) is for an admin to look at.
+      if (left_on_camera > 0 && !attention_) {
+        attention_ = true;
+        status_.detail = cat(left_on_camera, " segment(s) still on the camera");
+      }
+      break;
+    }
     status_.phase = SlotPhase::waiting_upload;
     asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::seconds(2));
     co_await (dock_.stored_.wait() || tick.async_wait(asio::use_awaitable));
@@ -486,9 +532,23 @@ asio::awaitable<SessionEnd> Session::run() {
   co_return SessionEnd::done;
 }
 
+asio::awaitable<SessionEnd> Session::run_guarded() {
+  std::string error;
+  try {
+    co_return co_await run();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  // A failing disk or database: stop this slot loudly, keep the others going.
+  log(Level::error, tag_, ": session stopped: ", error, "; everything not stored stays on the camera");
+  status_.phase = SlotPhase::attention;
+  status_.detail = cat("dock fault: ", error);
+  co_return SessionEnd::failed;
+}
+
 asio::awaitable<SessionEnd> Dock::run_session(unsigned slot, usb::CameraLink& link) {
   Session session(*this, slot, link);
-  co_return co_await session.run();
+  co_return co_await session.run_guarded();
 }
 
 }  // namespace bodydock::dock

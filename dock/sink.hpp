@@ -1,8 +1,8 @@
 #pragma once
 /// Storage sinks: where spooled segments go. A sink stores the spool file's bytes under a key
 /// derived only from (camera serial, sequence number, SHA-256), so a retry can never create a
-/// second, different object, and returns a receipt only after it has confirmed that what it
-/// holds hashes to the manifest's SHA-256. The embedded default is a local directory; S3 next.
+/// second, different object, and returns a receipt only after the object is durable and the
+/// bytes it took in (hashed as they were written) match the manifest's SHA-256. The embedded default is a local directory; S3 next.
 
 #include "proto/manifest.hpp"
 
@@ -18,6 +18,7 @@ namespace bodydock::dock {
 enum class sink_errc {
   content_mismatch = 1,  ///< the spool's bytes do not hash to the manifest: pull again
   object_conflict = 2,   ///< storage already holds different bytes under this key: never overwritten
+  spool_unreadable = 3,  ///< the spool file cannot be opened: pull again (the camera still has it)
 };
 const boost::system::error_category& sink_category() noexcept;
 inline boost::system::error_code make_error_code(sink_errc e) noexcept { return {static_cast<int>(e), sink_category()}; }

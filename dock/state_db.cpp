@@ -235,8 +235,9 @@ std::optional<SegmentRow> StateDb::get(const std::string& serial, std::uint64_t 
   return read_row(s);
 }
 
-std::vector<SegmentRow> StateDb::camera_segments(const std::string& serial) {
-  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE serial=?1 ORDER BY seq").c_str());
+std::vector<SegmentRow> StateDb::camera_segments(const std::string& serial, bool live_only) {
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE serial=?1" + (live_only ? " AND state!='PURGED'" : "") +
+               " ORDER BY seq").c_str());
   s.bind(1, serial);
   std::vector<SegmentRow> rows;
   while (s.step()) rows.push_back(read_row(s));

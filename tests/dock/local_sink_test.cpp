@@ -95,11 +95,24 @@ BOOST_AUTO_TEST_CASE(different_bytes_under_an_existing_key_are_never_overwritten
   BOOST_CHECK(r.error() == dock::sink_errc::object_conflict);
 }
 
+BOOST_AUTO_TEST_CASE(a_stored_manifest_is_never_replaced_by_a_different_one) {
+  auto m = dev.recorded()[0];
+  BOOST_REQUIRE(sink.store_blocking(spool(m), m));
+  auto other = m;
+  other.recording_id = "REC-forged";
+  auto r = sink.store_blocking(spool(m), other);
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(r.error() == dock::sink_errc::object_conflict);
+  std::ifstream mj(dir / "store" / "BC-0300" / ("00000001-" + proto::to_hex(m.sha256) + ".manifest.json"));
+  std::string text((std::istreambuf_iterator<char>(mj)), std::istreambuf_iterator<char>());
+  BOOST_CHECK_EQUAL(boost::json::parse(text).at("recording_id").as_string(), m.recording_id);
+}
+
 BOOST_AUTO_TEST_CASE(missing_spool_is_an_error) {
   const auto& m = dev.recorded()[0];
   auto r = sink.store_blocking(dir / "nope", m);
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(r.error() == boost::system::errc::no_such_file_or_directory);
+  BOOST_CHECK(r.error() == dock::sink_errc::spool_unreadable);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -256,8 +256,26 @@ BOOST_AUTO_TEST_CASE(camera_that_keeps_sending_corrupt_data_is_quarantined_never
   // A later docking does not erase it either.
   hw::EmulatedLink again(ioc.get_executor(), cam, "emulated:1");
   dock::Dock d2(ioc, config(1), sink);
-  run(d2, {&again});
+  BOOST_CHECK(run(d2, {&again})[0] == SessionEnd::attention);
   BOOST_CHECK(!cam.is_erased(2));
+  // Never green while a quarantined segment is on the camera.
+  BOOST_CHECK(d2.slots()[0].phase == dock::SlotPhase::attention);
+}
+
+BOOST_AUTO_TEST_CASE(one_camera_is_served_by_one_session_at_a_time) {
+  auto& cam = camera(spec("BC-800", 2, kMiB));
+  guard_erases(cam);
+  dock::Dock d(ioc, config(2), sink);
+  // The same camera seen on two slots at once (moved while its old session still runs).
+  hw::EmulatedLink l1(ioc.get_executor(), cam, "emulated:1");
+  hw::CameraDevice twin(cam.spec());
+  hw::EmulatedLink l2(ioc.get_executor(), twin, "emulated:2");
+  const auto ends = run(d, {&l1, &l2});
+  BOOST_CHECK((ends[0] == SessionEnd::done) != (ends[1] == SessionEnd::done));
+  const auto refused = ends[0] == SessionEnd::done ? 1 : 0;
+  BOOST_CHECK(d.slots()[refused].phase == dock::SlotPhase::attention);
+  BOOST_CHECK_NE(d.slots()[refused].detail.find("busy"), std::string::npos);
+  check_stored(cam);
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_camera_times_out_without_blocking_other_slots) {
