@@ -3,10 +3,13 @@
 #include "dock/dock.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/log.hpp"
+#include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/emulated_link.hpp"
+#include "hw/umockdev_bus.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,7 +18,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -41,11 +47,19 @@ struct DemoCamera {
 
 struct DemoRun {
   asio::io_context ioc;
+  bool over_usb = false;
   std::unique_ptr<asio::thread_pool> sink_pool;
   std::unique_ptr<LocalDirSink> sink;
   std::unique_ptr<Dock> dock;
   std::vector<DemoCamera> cameras;
+  // --usb emulated-libusb: the bus must exist before libusb starts (it redirects sysfs and
+  // /dev), and outlive it.
+  std::unique_ptr<hw::UmockdevBus> bus;
+  std::unique_ptr<usb::UsbContext> usb;
+  std::unique_ptr<UsbSlots> usb_slots;
+  std::vector<unsigned> usb_dockings;
   unsigned ended = 0;
+  unsigned sessions_running = 0;  ///< in-process lane; the USB lane counts its links
   bool exit_when_idle = false;
   bool stopping = false;
   bool interrupted = false;
@@ -86,6 +100,8 @@ void apply_fault(DemoRun& run, const std::string& spec) {
     if (k == "slot") continue;
     if (k == "unplug-at") {
       cam.first_docking_faults.unplug_after_bytes = parse_count("--fault unplug-at", v);
+    } else if (k == "hang-at" && run.over_usb) {
+      throw UsageError("--fault hang-at is not available with --usb emulated-libusb");
     } else if (k == "hang-at") {
       cam.first_docking_faults.hang_after_bytes = parse_count("--fault hang-at", v);
     } else if (k == "corrupt") {
@@ -153,14 +169,26 @@ asio::awaitable<void> refresh_table(DemoRun& run) {
   }
 }
 
+/// Lets sessions see their links close and finish (transfers cancelled and handed back), then
+/// stops the loop; bounded so a wedged device cannot hold up a service stop.
+asio::awaitable<void> drain_and_stop(DemoRun& run) {
+  asio::steady_timer tick(run.ioc);
+  const auto deadline = Clock::now() + std::chrono::seconds(4);
+  while ((run.sessions_running > 0 || (run.usb_slots && run.usb_slots->active() > 0)) && Clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(10));
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+  run.ioc.stop();
+}
+
 void finish(DemoRun& run) {
   if (run.stopping) return;
   run.stopping = true;
   run.dock->stop();
   for (auto& c : run.cameras)
     if (c.link) c.link->close();
-  // Let the table draw its last frame, then stop.
-  asio::post(run.ioc, [&run] { run.ioc.stop(); });
+  if (run.usb_slots) run.usb_slots->close_all();
+  asio::co_spawn(run.ioc, drain_and_stop(run), asio::detached);
 }
 
 asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
@@ -168,7 +196,9 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
   for (unsigned docking = 0;; ++docking) {
     const auto faults = docking == 0 ? cam.first_docking_faults : hw::LinkFaults{};
     cam.link = std::make_unique<hw::EmulatedLink>(run.ioc.get_executor(), *cam.device, "emulated:" + std::to_string(index + 1), faults);
+    ++run.sessions_running;
     cam.end = co_await run.dock->run_session(index + 1, *cam.link);
+    --run.sessions_running;
     // An officer who pulled the camera early puts it back: the next docking resumes.
     if (*cam.end == SessionEnd::unplugged && docking < 3 && !run.stopping) {
       asio::steady_timer pause(run.ioc, std::chrono::milliseconds(300));
@@ -179,6 +209,58 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
     break;
   }
   if (++run.ended == run.cameras.size() && run.exit_when_idle) finish(run);
+}
+
+/// --usb emulated-libusb: every camera on its own hub port (1-1.<slot>), found through libusb
+/// hotplug; an unplugged camera is put back a moment later, like an officer would.
+void start_usb(DemoRun& run) {
+  std::map<std::string, unsigned> board;
+  for (unsigned i = 0; i < run.cameras.size(); ++i) {
+    board["1-1." + std::to_string(i + 1)] = i + 1;
+    run.bus->plug(i + 1, *run.cameras[i].device);
+    if (run.cameras[i].first_docking_faults.unplug_after_bytes)
+      run.bus->unplug_after(i + 1, *run.cameras[i].first_docking_faults.unplug_after_bytes);
+  }
+  run.usb_dockings.assign(run.cameras.size(), 1);
+  usb::CameraMatch match;
+  match.vid_pid = {{hw::UsbIdentity{}.vid, hw::UsbIdentity{}.pid}};
+  run.usb_slots = std::make_unique<UsbSlots>(*run.dock, *run.usb, board, match, usb::UsbLinkOptions{});
+  run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end) {
+    run.cameras[slot - 1].end = end;
+    if (end == SessionEnd::unplugged && run.usb_dockings[slot - 1] < 4 && !run.stopping) {
+      ++run.usb_dockings[slot - 1];
+      run.bus->unplug(slot);  // the removal reaches hotplug; then the camera goes back in
+      auto timer = std::make_shared<asio::steady_timer>(run.ioc, std::chrono::milliseconds(300));
+      timer->async_wait([&run, slot, timer](const boost::system::error_code& ec) {
+        if (ec || run.stopping) return;
+        log(Level::notice, "slot ", slot, ": camera docked again");
+        run.bus->plug(slot, *run.cameras[slot - 1].device);
+      });
+      return;
+    }
+    if (++run.ended == run.cameras.size() && run.exit_when_idle) finish(run);
+  };
+  run.usb_slots->start();
+}
+
+/// The emulated USB lane needs libumockdev-preload in the process from its start: re-execute
+/// with it unless it is there. Returns only if it is there (or on failure to re-execute).
+void ensure_umockdev_preload(const std::vector<std::string>& args) {
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return;
+  std::string value = "libumockdev-preload.so.0";
+  if (preload && *preload) value += std::string(":") + preload;
+  ::setenv("LD_PRELOAD", value.c_str(), 1);
+  // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
+  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
+  ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
+  std::vector<std::string> argv_s = {"dockd", "demo"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv("/proc/self/exe", argv.data());
+  std::cerr << "dockd demo: cannot re-execute with the USB emulation preload: " << std::strerror(errno) << "\n";
 }
 
 double cpu_seconds() {
@@ -205,6 +287,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::string store, state, log_level = "info";
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false;
+  std::string usb_mode = "in-process";
   // clang-format off
   opts.add_options()
     ("help", "this text")
@@ -219,6 +302,7 @@ int run_demo(const std::vector<std::string>& args) {
     ("reads-in-flight", po::value(&inflight), "READ requests kept queued at a camera (default 4)")
     ("timeout-ms", po::value(&timeout_ms), "deadline for each camera request (default 5000)")
     ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always]")
+    ("usb", po::value(&usb_mode), "how cameras connect: in-process (default) or emulated-libusb (every byte through libusb under umockdev)")
     ("table", po::bool_switch(&table), "live table even when stdout is not a terminal")
     ("no-table", po::bool_switch(&no_table), "plain log lines even on a terminal")
     ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
@@ -238,6 +322,7 @@ int run_demo(const std::vector<std::string>& args) {
     if (chunk_kib < 4 || chunk_kib > 1024) throw UsageError("--chunk-kib must be 4..1024");
     if (inflight < 1 || inflight > 64) throw UsageError("--reads-in-flight must be 1..64");
     if (timeout_ms < 10) throw UsageError("--timeout-ms must be at least 10");
+    if (usb_mode != "in-process" && usb_mode != "emulated-libusb") throw UsageError("--usb must be in-process or emulated-libusb");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
     if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
@@ -248,7 +333,15 @@ int run_demo(const std::vector<std::string>& args) {
   }
 
   const auto segment_bytes = static_cast<std::uint64_t>(segment_mib * (1 << 20));
+  run.over_usb = usb_mode == "emulated-libusb";
+  if (run.over_usb) ensure_umockdev_preload(args);
   try {
+    if (run.over_usb) {
+      run.bus = std::make_unique<hw::UmockdevBus>();
+      run.usb = std::make_unique<usb::UsbContext>(run.ioc.get_executor(), [](usb::UsbContext::LogLevel l, std::string_view line) {
+        log(l == usb::UsbContext::LogLevel::error ? Level::error : l == usb::UsbContext::LogLevel::warning ? Level::warning : Level::debug, line);
+      });
+    }
     DockConfig cfg;
     cfg.state_dir = state;
     cfg.dock_id = "demo-dock";
@@ -311,7 +404,11 @@ int run_demo(const std::vector<std::string>& args) {
   const auto cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   asio::co_spawn(run.ioc, run.dock->run_uploader(), log_failure("upload queue"));
-  for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
+  if (run.over_usb) {
+    start_usb(run);
+  } else {
+    for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
+  }
   if (live_table) asio::co_spawn(run.ioc, refresh_table(run), log_failure("live table"));
   run.ioc.run();
   const std::chrono::duration<double> wall = Clock::now() - t0;

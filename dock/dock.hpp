@@ -90,6 +90,7 @@ class Dock {
   [[nodiscard]] const std::vector<SlotStatus>& slots() const { return slots_; }
   SlotStatus& slot(unsigned index) { return slots_.at(index - 1); }
   [[nodiscard]] const DockConfig& config() const { return cfg_; }
+  [[nodiscard]] boost::asio::any_io_executor executor() const { return ioc_.get_executor(); }
   [[nodiscard]] std::filesystem::path spool_path(const std::string& serial, std::uint64_t seq) const;
 
   /// The state database, asynchronously: each call runs on the database thread.

@@ -48,9 +48,6 @@ class Session {
  public:
   Session(Dock& dock, unsigned slot, usb::CameraLink& link)
       : dock_(dock), slot_(slot), link_(link), status_(dock.slot(slot)), tag_(cat("slot ", slot)) {}
-  ~Session() {
-    if (!serial_.empty()) dock_.end_session(serial_);
-  }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -366,7 +363,9 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
       SegUpdate u;
       u.pulled = written;
       co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::pulling, u);
+      durable = written;
     }
+    if (end == PullEnd::link_failed) log(Level::info, tag_, " seg ", seq, ": pull stopped; ", durable, " of ", m.size, " bytes kept for the next docking");
     co_return end;
   }
   if (end == PullEnd::quarantined) {
@@ -535,10 +534,13 @@ asio::awaitable<SessionEnd> Session::run() {
 asio::awaitable<SessionEnd> Session::run_guarded() {
   std::string error;
   try {
-    co_return co_await run();
+    const auto end = co_await run();
+    if (!serial_.empty()) dock_.end_session(serial_);
+    co_return end;
   } catch (const std::exception& e) {
     error = e.what();
   }
+  if (!serial_.empty()) dock_.end_session(serial_);
   // A failing disk or database: stop this slot loudly, keep the others going.
   log(Level::error, tag_, ": session stopped: ", error, "; everything not stored stays on the camera");
   status_.phase = SlotPhase::attention;

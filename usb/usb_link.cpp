@@ -191,8 +191,9 @@ asio::awaitable<error_code> UsbCameraLink::read(proto::Bytes& out) {
     switch (head->status) {
       case LIBUSB_TRANSFER_COMPLETED:
         out.insert(out.end(), head->buf.begin(), head->buf.begin() + head->actual);
-        if (!gone_)
-          if (auto ec = refill()) co_return ec;
+        // Deliver what arrived even if resubmitting fails (the device may be gone by now): the
+        // failure shows on the next read. Dropping these bytes would lose the last good chunk.
+        if (!gone_) (void)refill();
         if (head->actual == 0) continue;  // zero-length packet: nothing to deliver
         co_return error_code{};
       case LIBUSB_TRANSFER_NO_DEVICE:

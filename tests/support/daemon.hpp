@@ -56,6 +56,7 @@ class Daemon {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   void kill9() { ::kill(pid_, SIGKILL); }
+  void terminate() { ::kill(pid_, SIGTERM); }
 
  private:
   pid_t pid_ = -1;

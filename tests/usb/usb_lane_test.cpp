@@ -3,6 +3,7 @@
 // hotplug removal mid-segment with clean cancellation, and a redock that resumes.
 #include "dock/dock.hpp"
 #include "dock/local_sink.hpp"
+#include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/umockdev_bus.hpp"
 #include "proto/sha256.hpp"
@@ -127,7 +128,7 @@ asio::awaitable<void> docking_at(UsbFixture& f, std::string port, dock::Dock& d,
 
 BOOST_FIXTURE_TEST_SUITE(usb_lane, UsbFixture)
 
-BOOST_AUTO_TEST_CASE(camera_present_at_start_is_found_on_its_port_and_synced) {
+BOOST_AUTO_TEST_CASE(camera_plugged_in_while_running_is_found_on_its_port_and_synced) {
   hw::CameraDevice cam(spec("BC-USB1", 3, kMiB));
   bus.plug(3, cam);
   dock::Dock d(ioc, config(), sink);
@@ -204,3 +205,66 @@ BOOST_AUTO_TEST_CASE(removal_mid_segment_cancels_cleanly_and_redocking_resumes) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+asio::awaitable<void> until_all_ended(dock::Dock& d, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
+  while (ended < want) co_await changed.wait();
+  d.stop();
+}
+
+asio::awaitable<void> dock_until(dock::Dock& d, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
+  co_await (d.run_uploader() && until_all_ended(d, ended, want, changed));
+}
+
+}  // namespace
+
+// Cameras already docked when the daemon starts are found through enumeration, each on its own
+// port path and slot, and all four sync byte-exact over real libusb.
+BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  std::vector<std::unique_ptr<hw::CameraDevice>> cams;
+  std::map<std::string, unsigned> board;
+  for (unsigned i = 1; i <= 4; ++i) {
+    cams.push_back(std::make_unique<hw::CameraDevice>(spec("BC-USB1" + std::to_string(i), 2, kMiB + 4096 * i)));
+    bus.plug(i + 2, *cams.back());  // ports 3..6, before libusb starts
+    board["1-1." + std::to_string(i + 2)] = i;
+  }
+  asio::io_context ioc;
+  usb::UsbContext usb(ioc.get_executor(), {});
+  asio::thread_pool pool{1};
+  dock::LocalDirSink sink(dir / "store", pool);
+  dock::DockConfig cfg;
+  cfg.state_dir = dir / "state";
+  cfg.slots = 4;
+  dock::Dock d(ioc, cfg, sink);
+  usb::CameraMatch match;
+  match.vid_pid = {{0x1d50, 0x6160}};
+  dock::UsbSlots slots(d, usb, board, match, {});
+  std::size_t ended = 0;
+  std::map<unsigned, SessionEnd> ends;
+  usb::AsyncEvent changed(ioc.get_executor());
+  slots.on_session_end = [&](unsigned slot, SessionEnd end) {
+    ends[slot] = end;
+    ++ended;
+    changed.notify();
+  };
+  slots.start();
+  test::run_with_watchdog(ioc, dock_until(d, ended, 4, changed));
+  for (unsigned i = 1; i <= 4; ++i) {
+    BOOST_CHECK(ends[i] == SessionEnd::done);
+    BOOST_CHECK_EQUAL(d.slots()[i - 1].serial, "BC-USB1" + std::to_string(i));
+    BOOST_CHECK_EQUAL(d.slots()[i - 1].where, "1-1." + std::to_string(i + 2));
+    const auto& cam = *cams[i - 1];
+    BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+    for (const auto& m : cam.recorded()) {
+      std::ifstream in(dir / "store" / dock::LocalDirSink::object_key(m), std::ios::binary);
+      proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      proto::Bytes expect(m.size);
+      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      BOOST_CHECK_MESSAGE(bytes == expect, m.camera_serial << " seq " << m.seq << " not stored intact");
+    }
+  }
+  BOOST_CHECK_EQUAL(slots.active(), 0u);
+}

@@ -1,0 +1,80 @@
+#include "dock/usb_slots.hpp"
+
+#include "dock/log.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace bodydock::dock {
+
+namespace asio = boost::asio;
+
+UsbSlots::UsbSlots(Dock& dock, usb::UsbContext& usb, std::map<std::string, unsigned> slot_of_port, usb::CameraMatch match,
+                   usb::UsbLinkOptions link_options)
+    : dock_(dock), usb_(usb), slot_of_port_(std::move(slot_of_port)), match_(std::move(match)), link_options_(link_options) {}
+
+void UsbSlots::start() {
+  usb_.start_hotplug([this](usb::DeviceRef dev, bool arrived) { on_hotplug(std::move(dev), arrived); });
+}
+
+void UsbSlots::close_all() {
+  for (auto& [port, link] : links_) link->close();
+}
+
+namespace {
+
+void log_serve_failure(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log(Level::error, "usb: slot stopped unexpectedly: ", ex.what());
+  }
+}
+
+}  // namespace
+
+void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
+  const auto port = usb::port_path(dev.get());
+  const auto slot = slot_of_port_.find(port);
+  if (!arrived) {
+    if (auto it = links_.find(port); it != links_.end()) {
+      log(Level::notice, "usb ", port, ": device removed");
+      it->second->device_gone();
+    }
+    return;
+  }
+  if (slot == slot_of_port_.end()) {
+    log(Level::debug, "usb ", port.empty() ? "(root hub)" : port, ": not a dock slot, ignored");
+    return;
+  }
+  std::string why;
+  auto iface = usb::match_camera(dev.get(), match_, why);
+  if (!iface) {
+    log(Level::warning, "slot ", slot->second, " usb ", port, ": device ignored: ", why);
+    return;
+  }
+  if (links_.contains(port)) {
+    // libusb reports a device both when enumerating at registration and when its arrival event
+    // is processed; the session is already running.
+    log(Level::debug, "slot ", slot->second, " usb ", port, ": already served");
+    return;
+  }
+  auto link = usb::UsbCameraLink::open(dock_.executor(), dev.get(), *iface, link_options_, port);
+  if (!link) {
+    log(Level::error, "slot ", slot->second, " usb ", port, ": cannot open the camera: ", link.error().message());
+    return;
+  }
+  links_[port] = link->get();
+  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), &log_serve_failure);
+}
+
+asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link) {
+  const auto end = co_await dock_.run_session(slot, *link);
+  co_await link->shutdown();
+  links_.erase(port);
+  link.reset();
+  if (on_session_end) on_session_end(slot, end);
+}
+
+}  // namespace bodydock::dock
