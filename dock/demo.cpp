@@ -57,6 +57,7 @@ struct DemoRun {
   std::unique_ptr<hw::UmockdevBus> bus;
   std::unique_ptr<usb::UsbContext> usb;
   std::unique_ptr<UsbSlots> usb_slots;
+  hw::VirtualPortPower port_power;
   std::vector<unsigned> usb_dockings;
   unsigned ended = 0;
   unsigned sessions_running = 0;  ///< in-process lane; the USB lane counts its links
@@ -100,8 +101,6 @@ void apply_fault(DemoRun& run, const std::string& spec) {
     if (k == "slot") continue;
     if (k == "unplug-at") {
       cam.first_docking_faults.unplug_after_bytes = parse_count("--fault unplug-at", v);
-    } else if (k == "hang-at" && run.over_usb) {
-      throw UsageError("--fault hang-at is not available with --usb emulated-libusb");
     } else if (k == "hang-at") {
       cam.first_docking_faults.hang_after_bytes = parse_count("--fault hang-at", v);
     } else if (k == "corrupt") {
@@ -220,13 +219,23 @@ void start_usb(DemoRun& run) {
     run.bus->plug(i + 1, *run.cameras[i].device);
     if (run.cameras[i].first_docking_faults.unplug_after_bytes)
       run.bus->unplug_after(i + 1, *run.cameras[i].first_docking_faults.unplug_after_bytes);
+    if (run.cameras[i].first_docking_faults.hang_after_bytes)
+      run.bus->hang_after(i + 1, *run.cameras[i].first_docking_faults.hang_after_bytes);
   }
   run.usb_dockings.assign(run.cameras.size(), 1);
   usb::CameraMatch match;
   match.vid_pid = {{hw::UsbIdentity{}.vid, hw::UsbIdentity{}.pid}};
   run.usb_slots = std::make_unique<UsbSlots>(*run.dock, *run.usb, board, match, usb::UsbLinkOptions{});
-  run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end) {
+  // Port power is virtual here: switching a port off pulls the emulated camera, on plugs it back.
+  run.port_power.on_change = [&run](const std::string& port, bool on) {
+    const auto slot = static_cast<unsigned>(std::stoul(port.substr(port.rfind('.') + 1)));
+    if (on) run.bus->plug(slot, *run.cameras[slot - 1].device);
+    else run.bus->unplug(slot);
+  };
+  run.usb_slots->set_port_power(&run.port_power, std::chrono::milliseconds(300));
+  run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end, bool retrying) {
     run.cameras[slot - 1].end = end;
+    if (retrying) return;  // power cycle under way: the camera comes back
     if (end == SessionEnd::unplugged && run.usb_dockings[slot - 1] < 4 && !run.stopping) {
       ++run.usb_dockings[slot - 1];
       run.bus->unplug(slot);  // the removal reaches hotplug; then the camera goes back in

@@ -64,7 +64,7 @@ struct SlotStatus {
 };
 
 /// How a session ended.
-enum class SessionEnd { done, attention, unplugged, failed };
+enum class SessionEnd { done, attention, unplugged, failed, unresponsive };
 
 class Dock {
   /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).

@@ -458,7 +458,7 @@ SessionEnd Session::end_with(const error_code& ec, std::string_view during) {
   log(Level::error, tag_, ": ", during, " failed: ", ec.message());
   status_.phase = SlotPhase::attention;
   status_.detail = cat(during, ": ", ec.message());
-  return SessionEnd::failed;
+  return ec == usb::link_errc::timed_out ? SessionEnd::unresponsive : SessionEnd::failed;
 }
 
 asio::awaitable<SessionEnd> Session::run() {

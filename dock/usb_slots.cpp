@@ -3,6 +3,7 @@
 #include "dock/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 namespace bodydock::dock {
@@ -69,12 +70,43 @@ void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
   asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), &log_serve_failure);
 }
 
+void UsbSlots::set_port_power(hw::PortPower* power, std::chrono::milliseconds off_time, unsigned max_cycles) {
+  power_ = power;
+  power_off_time_ = off_time;
+  max_power_cycles_ = max_cycles;
+}
+
+bool UsbSlots::power_cycle(unsigned slot, const std::string& port) {
+  auto& cycles = power_cycles_[port];
+  if (power_ == nullptr) return false;
+  if (cycles >= max_power_cycles_) {
+    log(Level::error, "slot ", slot, " usb ", port, ": camera still not answering after ", cycles, " power cycles; needs an admin");
+    dock_.slot(slot).detail = cat("not answering after ", cycles, " power cycles");
+    return false;
+  }
+  ++cycles;
+  log(Level::warning, "slot ", slot, " usb ", port, ": camera not answering; power-cycling the port (", cycles, " of ", max_power_cycles_, ")");
+  if (auto ec = power_->set(port, false)) {
+    log(Level::error, "slot ", slot, " usb ", port, ": cannot switch port power (", power_->describe(), "): ", ec.message());
+    return false;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(dock_.executor(), power_off_time_);
+  timer->async_wait([this, timer, port, slot](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto err = power_->set(port, true)) log(Level::error, "slot ", slot, " usb ", port, ": cannot power the port on again: ", err.message());
+  });
+  return true;
+}
+
 asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link) {
   const auto end = co_await dock_.run_session(slot, *link);
   co_await link->shutdown();
   links_.erase(port);
   link.reset();
-  if (on_session_end) on_session_end(slot, end);
+  bool retrying = false;
+  if (end == SessionEnd::unresponsive) retrying = power_cycle(slot, port);
+  else if (end == SessionEnd::done) power_cycles_.erase(port);
+  if (on_session_end) on_session_end(slot, end, retrying);
 }
 
 }  // namespace bodydock::dock

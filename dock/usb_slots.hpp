@@ -5,6 +5,7 @@
 /// at once (the session resumes at the next docking).
 
 #include "dock/dock.hpp"
+#include "hw/port_power.hpp"
 #include "usb/usb_context.hpp"
 #include "usb/usb_link.hpp"
 
@@ -24,8 +25,11 @@ class UsbSlots {
   void start();
   /// Drops every link (sessions end; state is durable).
   void close_all();
-  /// Called whenever a session on a slot ends.
-  std::function<void(unsigned slot, SessionEnd)> on_session_end;
+  /// Revives cameras that stop answering by switching their port off and on (bounded).
+  void set_port_power(hw::PortPower* power, std::chrono::milliseconds off_time = std::chrono::milliseconds(1000), unsigned max_cycles = 3);
+  /// Called whenever a session on a slot ends; `retrying` when a power cycle is under way and
+  /// the camera is expected back.
+  std::function<void(unsigned slot, SessionEnd, bool retrying)> on_session_end;
   [[nodiscard]] std::size_t active() const { return links_.size(); }
 
  private:
@@ -37,7 +41,13 @@ class UsbSlots {
   std::map<std::string, unsigned> slot_of_port_;
   usb::CameraMatch match_;
   usb::UsbLinkOptions link_options_;
+  bool power_cycle(unsigned slot, const std::string& port);
+
   std::map<std::string, usb::UsbCameraLink*> links_;  ///< port path -> link of the running session
+  hw::PortPower* power_ = nullptr;
+  std::chrono::milliseconds power_off_time_{1000};
+  unsigned max_power_cycles_ = 3;
+  std::map<std::string, unsigned> power_cycles_;      ///< consecutive cycles without a good session
 };
 
 }  // namespace bodydock::dock

@@ -92,6 +92,7 @@ struct UmockdevBus::Port {
   bool stall_next = false;
   std::uint64_t bytes_in = 0;
   std::uint64_t unplug_at = UINT64_MAX;
+  std::uint64_t hang_at = UINT64_MAX;
 };
 
 namespace {
@@ -200,6 +201,10 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
         if (port->bytes_in + n >= port->unplug_at) {
           n = static_cast<std::size_t>(port->unplug_at - std::min(port->bytes_in, port->unplug_at));
           port->unplugged = true;  // this transfer still carries the bytes before the cut
+        }
+        if (port->bytes_in + n >= port->hang_at) {
+          n = static_cast<std::size_t>(port->hang_at - std::min(port->bytes_in, port->hang_at));
+          port->hang = true;  // firmware wedged: silent from here on
         }
         auto* dst = static_cast<std::uint8_t*>(u->buffer);
         std::copy_n(port->in_stream.begin(), n, dst);
@@ -312,6 +317,12 @@ void UmockdevBus::unplug_after(unsigned port_number, std::uint64_t bytes) {
   auto& port = impl_->ports.at(port_number);
   std::lock_guard lock(port->m);
   port->unplug_at = bytes;
+}
+
+void UmockdevBus::hang_after(unsigned port_number, std::uint64_t bytes) {
+  auto& port = impl_->ports.at(port_number);
+  std::lock_guard lock(port->m);
+  port->hang_at = bytes;
 }
 
 void UmockdevBus::set_hang(unsigned port_number, bool hang) {

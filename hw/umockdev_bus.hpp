@@ -41,6 +41,8 @@ class UmockdevBus {
   void unplug_after(unsigned port, std::uint64_t bytes);
   /// Makes the device stop answering (IN transfers never complete) or answer again.
   void set_hang(unsigned port, bool hang);
+  /// The device goes silent after it has sent `bytes` on IN (until it is power-cycled).
+  void hang_after(unsigned port, std::uint64_t bytes);
   /// Stalls the next IN transfer on that port once.
   void stall_next_in(unsigned port);
   /// Bytes the device has put on its IN endpoint so far.

@@ -106,6 +106,18 @@ BOOST_AUTO_TEST_CASE(demo_over_emulated_libusb_syncs_and_resumes_after_unplug) {
   BOOST_CHECK(contains(out, "every segment is stored and erased"));
 }
 
+// A camera that wedges mid-transfer over USB: power-cycled through the virtual port power, then
+// synced; the run ends 0.
+BOOST_AUTO_TEST_CASE(demo_over_emulated_libusb_power_cycles_a_hung_camera) {
+  test::TempDir dir;
+  const auto args = demo(dir, {"--usb", "emulated-libusb", "--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--exit-when-idle",
+                               "--timeout-ms", "300", "--fault", "slot=1,hang-at=300000"});
+  const auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "slot 1 usb 1-1.1: camera not answering; power-cycling the port (1 of 3)"), out);
+  BOOST_CHECK(contains(out, "every segment is stored and erased"));
+}
+
 // SIGTERM while transfers are in flight: the dock drains and exits 0 within 5 s; a rerun
 // finishes the job.
 BOOST_AUTO_TEST_CASE(sigterm_with_transfers_in_flight_drains_and_exits_0) {

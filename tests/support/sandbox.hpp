@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace bodydock::test {
@@ -33,6 +34,12 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// The whole text of a small file.
+inline std::string slurp_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 /// Runs `main` (an awaitable) on `ioc` until it completes; fails the test after `limit`.
 template <typename Awaitable>

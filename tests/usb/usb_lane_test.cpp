@@ -5,6 +5,7 @@
 #include "dock/local_sink.hpp"
 #include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
+#include "hw/port_power.hpp"
 #include "hw/umockdev_bus.hpp"
 #include "proto/sha256.hpp"
 #include "support/sandbox.hpp"
@@ -245,7 +246,7 @@ BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact
   std::size_t ended = 0;
   std::map<unsigned, SessionEnd> ends;
   usb::AsyncEvent changed(ioc.get_executor());
-  slots.on_session_end = [&](unsigned slot, SessionEnd end) {
+  slots.on_session_end = [&](unsigned slot, SessionEnd end, bool) {
     ends[slot] = end;
     ++ended;
     changed.notify();
@@ -267,4 +268,64 @@ BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact
     }
   }
   BOOST_CHECK_EQUAL(slots.active(), 0u);
+}
+
+// A camera whose firmware wedges mid-transfer is power-cycled through the (virtual) port-power
+// backend, comes back, and is synced; the slot then shows done.
+BOOST_AUTO_TEST_CASE(a_camera_that_stops_answering_is_power_cycled_and_then_synced) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  hw::CameraDevice cam(spec("BC-USB20", 2, kMiB));
+  bus.plug(8, cam);
+  bus.hang_after(8, 700'000);
+  asio::io_context ioc;
+  usb::UsbContext usb(ioc.get_executor(), {});
+  asio::thread_pool pool{1};
+  dock::LocalDirSink sink(dir / "store", pool);
+  dock::DockConfig cfg;
+  cfg.state_dir = dir / "state";
+  cfg.slots = 1;
+  cfg.request_timeout = std::chrono::milliseconds(300);
+  dock::Dock d(ioc, cfg, sink);
+  hw::VirtualPortPower power;
+  power.on_change = [&](const std::string& port, bool on) {
+    BOOST_CHECK_EQUAL(port, "1-1.8");
+    if (on) bus.plug(8, cam);
+    else bus.unplug(8);
+  };
+  dock::UsbSlots slots(d, usb, {{"1-1.8", 1}}, usb::CameraMatch{}, {});
+  slots.set_port_power(&power, std::chrono::milliseconds(100));
+  std::size_t ended = 0;
+  std::vector<std::pair<SessionEnd, bool>> ends;
+  usb::AsyncEvent changed(ioc.get_executor());
+  slots.on_session_end = [&](unsigned, SessionEnd end, bool retrying) {
+    ends.emplace_back(end, retrying);
+    if (!retrying) ++ended;
+    changed.notify();
+  };
+  slots.start();
+  test::run_with_watchdog(ioc, dock_until(d, ended, 1, changed));
+  BOOST_REQUIRE_EQUAL(ends.size(), 2u);
+  BOOST_CHECK(ends[0].first == SessionEnd::unresponsive && ends[0].second);
+  BOOST_CHECK(ends[1].first == SessionEnd::done && !ends[1].second);
+  BOOST_CHECK_EQUAL(power.cycles("1-1.8"), 1u);
+  BOOST_CHECK(power.is_on("1-1.8"));
+  BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::done);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+}
+
+// The sysfs backend writes the port's `disable` attribute (kernel >= 6.0 layout).
+BOOST_AUTO_TEST_CASE(sysfs_port_power_switches_the_ports_disable_attribute) {
+  test::TempDir dir;
+  hw::SysfsPortPower power(dir.path());
+  BOOST_CHECK_EQUAL(power.attribute("1-1.3"), dir.path() / "bus/usb/devices/1-1/1-1:1.0/1-1-port3/disable");
+  BOOST_CHECK_EQUAL(power.attribute("2-4"), dir.path() / "bus/usb/devices/usb2/usb2:1.0/usb2-port4/disable");
+  const auto attr = power.attribute("1-1.3");
+  std::filesystem::create_directories(attr.parent_path());
+  std::ofstream(attr) << "0";
+  BOOST_CHECK(!power.set("1-1.3", false));
+  BOOST_CHECK_EQUAL(test::slurp_text(attr), "1");
+  BOOST_CHECK(!power.set("1-1.3", true));
+  BOOST_CHECK_EQUAL(test::slurp_text(attr), "0");
+  BOOST_CHECK(power.set("9-9.9", false));  // no such port: an error, not a guess
 }
