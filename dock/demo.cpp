@@ -212,7 +212,7 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
 
 /// --usb emulated-libusb: every camera on its own hub port (1-1.<slot>), found through libusb
 /// hotplug; an unplugged camera is put back a moment later, like an officer would.
-void start_usb(DemoRun& run) {
+void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   std::map<std::string, unsigned> board;
   for (unsigned i = 0; i < run.cameras.size(); ++i) {
     board["1-1." + std::to_string(i + 1)] = i + 1;
@@ -225,7 +225,7 @@ void start_usb(DemoRun& run) {
   run.usb_dockings.assign(run.cameras.size(), 1);
   usb::CameraMatch match;
   match.vid_pid = {{hw::UsbIdentity{}.vid, hw::UsbIdentity{}.pid}};
-  run.usb_slots = std::make_unique<UsbSlots>(*run.dock, *run.usb, board, match, usb::UsbLinkOptions{});
+  run.usb_slots = std::make_unique<UsbSlots>(*run.dock, *run.usb, board, match, link_options);
   // Port power is virtual here: switching a port off pulls the emulated camera, on plugs it back.
   run.port_power.on_change = [&run](const std::string& port, bool on) {
     const auto slot = static_cast<unsigned>(std::stoul(port.substr(port.rfind('.') + 1)));
@@ -297,6 +297,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false;
   std::string usb_mode = "in-process";
+  unsigned usb_transfer_kib = 256, usb_in_flight = 4;
   // clang-format off
   opts.add_options()
     ("help", "this text")
@@ -312,6 +313,8 @@ int run_demo(const std::vector<std::string>& args) {
     ("timeout-ms", po::value(&timeout_ms), "deadline for each camera request (default 5000)")
     ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always]")
     ("usb", po::value(&usb_mode), "how cameras connect: in-process (default) or emulated-libusb (every byte through libusb under umockdev)")
+    ("usb-transfer-kib", po::value(&usb_transfer_kib), "with --usb emulated-libusb: bytes per IN transfer, KiB (default 256)")
+    ("usb-in-flight", po::value(&usb_in_flight), "with --usb emulated-libusb: IN transfers kept submitted (default 4)")
     ("table", po::bool_switch(&table), "live table even when stdout is not a terminal")
     ("no-table", po::bool_switch(&no_table), "plain log lines even on a terminal")
     ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
@@ -332,6 +335,8 @@ int run_demo(const std::vector<std::string>& args) {
     if (inflight < 1 || inflight > 64) throw UsageError("--reads-in-flight must be 1..64");
     if (timeout_ms < 10) throw UsageError("--timeout-ms must be at least 10");
     if (usb_mode != "in-process" && usb_mode != "emulated-libusb") throw UsageError("--usb must be in-process or emulated-libusb");
+    if (usb_transfer_kib < 4 || usb_transfer_kib > 4096) throw UsageError("--usb-transfer-kib must be 4..4096");
+    if (usb_in_flight < 1 || usb_in_flight > 32) throw UsageError("--usb-in-flight must be 1..32");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
     if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
@@ -414,7 +419,7 @@ int run_demo(const std::vector<std::string>& args) {
   const auto t0 = Clock::now();
   asio::co_spawn(run.ioc, run.dock->run_uploader(), log_failure("upload queue"));
   if (run.over_usb) {
-    start_usb(run);
+    start_usb(run, usb::UsbLinkOptions{std::size_t{usb_transfer_kib} * 1024, usb_in_flight});
   } else {
     for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
   }
