@@ -398,16 +398,7 @@ int run_demo(const std::vector<std::string>& args) {
 
   const bool live_table = (table || ::isatty(STDOUT_FILENO) == 1) && !no_table;
   if (live_table) Log::set_quiet(true);
-  auto log_failure = [](const char* what) {
-    return [what](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log(Level::error, what, " stopped: ", ex.what());
-      }
-    };
-  };
+  auto log_failure = [](const char* what) { return [what](std::exception_ptr e) { log_if_failed(what, e); }; };
   asio::signal_set signals(run.ioc, SIGINT, SIGTERM);
   signals.async_wait([&run](const boost::system::error_code& ec, int sig) {
     if (ec) return;

@@ -39,19 +39,6 @@ LedLook led_for(SlotPhase p) noexcept {
   return {"red", "fast blink"};
 }
 
-namespace {
-
-void log_store_failure(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log(Level::error, "upload queue: store failed unexpectedly: ", ex.what());
-  }
-}
-
-}  // namespace
-
 Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
     : ioc_(ioc), cfg_(std::move(cfg)), sink_(sink), spooled_(ioc.get_executor()), stored_(ioc.get_executor()) {
   std::filesystem::create_directories(cfg_.state_dir / "spool");
@@ -98,7 +85,7 @@ asio::awaitable<void> Dock::run_uploader() {
         continue;
       }
       uploading_.insert(key);
-      asio::co_spawn(ioc_, store_one(std::move(row)), &log_store_failure);
+      asio::co_spawn(ioc_, store_one(std::move(row)), [](std::exception_ptr e) { log_if_failed("upload queue: store", e); });
     }
     asio::steady_timer timer(ioc_, wake);
     co_await (spooled_.wait() || timer.async_wait(asio::use_awaitable));

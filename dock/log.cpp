@@ -40,6 +40,17 @@ void Log::write(Level l, std::string_view line) {
   if (!quiet_.load()) std::fwrite(text.data(), 1, text.size(), stderr);
 }
 
+void log_if_failed(std::string_view what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log(Level::error, what, " stopped unexpectedly: ", ex.what());
+  } catch (...) {
+    log(Level::error, what, " stopped unexpectedly");
+  }
+}
+
 std::string Log::recent(std::size_t lines) {
   std::lock_guard lock(g_mutex);
   std::string out;

@@ -4,6 +4,7 @@
 /// line ("slot 2 BC-0001 seg 7: ..."). Never log keys, tokens or passwords.
 
 #include <atomic>
+#include <exception>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -40,5 +41,8 @@ template <typename... Args>
 void log(Level l, Args&&... args) {
   if (Log::enabled(l)) Log::write(l, cat(std::forward<Args>(args)...));
 }
+
+/// Completion for co_spawn: logs what ended a coroutine with an exception, naming it.
+void log_if_failed(std::string_view what, std::exception_ptr e);
 
 }  // namespace bodydock::dock

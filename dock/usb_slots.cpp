@@ -22,19 +22,6 @@ void UsbSlots::close_all() {
   for (auto& [port, link] : links_) link->close();
 }
 
-namespace {
-
-void log_serve_failure(std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log(Level::error, "usb: slot stopped unexpectedly: ", ex.what());
-  }
-}
-
-}  // namespace
-
 void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
   const auto port = usb::port_path(dev.get());
   const auto slot = slot_of_port_.find(port);
@@ -67,7 +54,7 @@ void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
     return;
   }
   links_[port] = link->get();
-  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), &log_serve_failure);
+  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), [](std::exception_ptr e) { log_if_failed("usb slot", e); });
 }
 
 void UsbSlots::set_port_power(hw::PortPower* power, std::chrono::milliseconds off_time, unsigned max_cycles) {
