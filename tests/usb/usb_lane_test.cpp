@@ -218,6 +218,42 @@ asio::awaitable<void> dock_until(dock::Dock& d, std::size_t& ended, std::size_t 
   co_await (d.run_uploader() && until_all_ended(d, ended, want, changed));
 }
 
+/// A dock over real libusb, started after the emulated bus is populated (so the cameras are
+/// present at start-up), recording how each session on it ended.
+struct UsbDockRig {
+  UsbDockRig(const test::TempDir& dir, unsigned slots, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
+      : sink(dir / "store", pool), dock(ioc, [&] {
+          dock::DockConfig cfg;
+          cfg.state_dir = dir / "state";
+          cfg.slots = slots;
+          cfg.request_timeout = timeout;
+          return cfg;
+        }(), sink) {}
+  /// Wires `slots` to record session ends; a session followed by a power cycle is not final.
+  void watch(dock::UsbSlots& slots) {
+    slots.on_session_end = [this](unsigned slot, SessionEnd end, bool retrying) {
+      ends.push_back({slot, end, retrying});
+      if (!retrying) ++ended;
+      changed.notify();
+    };
+  }
+  void run_until_ended(std::size_t sessions) { test::run_with_watchdog(ioc, dock_until(dock, ended, sessions, changed)); }
+
+  struct End {
+    unsigned slot;
+    SessionEnd end;
+    bool retrying;
+  };
+  asio::io_context ioc;
+  usb::UsbContext usb{ioc.get_executor(), {}};
+  asio::thread_pool pool{1};
+  dock::LocalDirSink sink;
+  dock::Dock dock;
+  std::vector<End> ends;
+  std::size_t ended = 0;
+  usb::AsyncEvent changed{ioc.get_executor()};
+};
+
 }  // namespace
 
 // Cameras already docked when the daemon starts are found through enumeration, each on its own
@@ -232,29 +268,17 @@ BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact
     bus.plug(i + 2, *cams.back());  // ports 3..6, before libusb starts
     board["1-1." + std::to_string(i + 2)] = i;
   }
-  asio::io_context ioc;
-  usb::UsbContext usb(ioc.get_executor(), {});
-  asio::thread_pool pool{1};
-  dock::LocalDirSink sink(dir / "store", pool);
-  dock::DockConfig cfg;
-  cfg.state_dir = dir / "state";
-  cfg.slots = 4;
-  dock::Dock d(ioc, cfg, sink);
+  UsbDockRig rig(dir, 4);
+  auto& d = rig.dock;
   usb::CameraMatch match;
   match.vid_pid = {{0x1d50, 0x6160}};
-  dock::UsbSlots slots(d, usb, board, match, {});
-  std::size_t ended = 0;
-  std::map<unsigned, SessionEnd> ends;
-  usb::AsyncEvent changed(ioc.get_executor());
-  slots.on_session_end = [&](unsigned slot, SessionEnd end, bool) {
-    ends[slot] = end;
-    ++ended;
-    changed.notify();
-  };
+  dock::UsbSlots slots(d, rig.usb, board, match, {});
+  rig.watch(slots);
   slots.start();
-  test::run_with_watchdog(ioc, dock_until(d, ended, 4, changed));
+  rig.run_until_ended(4);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 4u);
+  for (const auto& e : rig.ends) BOOST_CHECK(e.end == SessionEnd::done);
   for (unsigned i = 1; i <= 4; ++i) {
-    BOOST_CHECK(ends[i] == SessionEnd::done);
     BOOST_CHECK_EQUAL(d.slots()[i - 1].serial, "BC-USB1" + std::to_string(i));
     BOOST_CHECK_EQUAL(d.slots()[i - 1].where, "1-1." + std::to_string(i + 2));
     const auto& cam = *cams[i - 1];
@@ -278,36 +302,22 @@ BOOST_AUTO_TEST_CASE(a_camera_that_stops_answering_is_power_cycled_and_then_sync
   hw::CameraDevice cam(spec("BC-USB20", 2, kMiB));
   bus.plug(8, cam);
   bus.hang_after(8, 700'000);
-  asio::io_context ioc;
-  usb::UsbContext usb(ioc.get_executor(), {});
-  asio::thread_pool pool{1};
-  dock::LocalDirSink sink(dir / "store", pool);
-  dock::DockConfig cfg;
-  cfg.state_dir = dir / "state";
-  cfg.slots = 1;
-  cfg.request_timeout = std::chrono::milliseconds(300);
-  dock::Dock d(ioc, cfg, sink);
+  UsbDockRig rig(dir, 1, std::chrono::milliseconds(300));
+  auto& d = rig.dock;
   hw::VirtualPortPower power;
   power.on_change = [&](const std::string& port, bool on) {
     BOOST_CHECK_EQUAL(port, "1-1.8");
     if (on) bus.plug(8, cam);
     else bus.unplug(8);
   };
-  dock::UsbSlots slots(d, usb, {{"1-1.8", 1}}, usb::CameraMatch{}, {});
+  dock::UsbSlots slots(d, rig.usb, {{"1-1.8", 1}}, usb::CameraMatch{}, {});
   slots.set_port_power(&power, std::chrono::milliseconds(100));
-  std::size_t ended = 0;
-  std::vector<std::pair<SessionEnd, bool>> ends;
-  usb::AsyncEvent changed(ioc.get_executor());
-  slots.on_session_end = [&](unsigned, SessionEnd end, bool retrying) {
-    ends.emplace_back(end, retrying);
-    if (!retrying) ++ended;
-    changed.notify();
-  };
+  rig.watch(slots);
   slots.start();
-  test::run_with_watchdog(ioc, dock_until(d, ended, 1, changed));
-  BOOST_REQUIRE_EQUAL(ends.size(), 2u);
-  BOOST_CHECK(ends[0].first == SessionEnd::unresponsive && ends[0].second);
-  BOOST_CHECK(ends[1].first == SessionEnd::done && !ends[1].second);
+  rig.run_until_ended(1);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 2u);
+  BOOST_CHECK(rig.ends[0].end == SessionEnd::unresponsive && rig.ends[0].retrying);
+  BOOST_CHECK(rig.ends[1].end == SessionEnd::done && !rig.ends[1].retrying);
   BOOST_CHECK_EQUAL(power.cycles("1-1.8"), 1u);
   BOOST_CHECK(power.is_on("1-1.8"));
   BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::done);
