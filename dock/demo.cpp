@@ -6,10 +6,12 @@
 #include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/emulated_link.hpp"
+#include "hw/port_power.hpp"
 #include "hw/umockdev_bus.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -42,6 +44,7 @@ struct DemoCamera {
   std::unique_ptr<hw::CameraDevice> device;
   std::unique_ptr<hw::EmulatedLink> link;
   hw::LinkFaults first_docking_faults;
+  bool enumerates_after_power_cycle = false;  ///< attached but invisible on the bus until its port is cycled
   std::optional<SessionEnd> end;
 };
 
@@ -57,7 +60,7 @@ struct DemoRun {
   std::unique_ptr<hw::UmockdevBus> bus;
   std::unique_ptr<usb::UsbContext> usb;
   std::unique_ptr<UsbSlots> usb_slots;
-  hw::VirtualPortPower port_power;
+  std::unique_ptr<hw::HubPortPower> port_power;
   std::vector<unsigned> usb_dockings;
   unsigned ended = 0;
   unsigned sessions_running = 0;  ///< in-process lane; the USB lane counts its links
@@ -83,7 +86,7 @@ std::uint64_t parse_count(const std::string& what, const std::string& text) {
   return v;
 }
 
-/// --fault slot=N,unplug-at=BYTES | hang-at=BYTES | corrupt=SEQ:CHUNK[:TIMES|always]
+/// --fault slot=N,unplug-at=BYTES | hang-at=BYTES | corrupt=SEQ:CHUNK[:TIMES|always] | no-enumerate
 void apply_fault(DemoRun& run, const std::string& spec) {
   std::istringstream in(spec);
   std::string item;
@@ -91,6 +94,10 @@ void apply_fault(DemoRun& run, const std::string& spec) {
   std::vector<std::pair<std::string, std::string>> kv;
   while (std::getline(in, item, ',')) {
     const auto eq = item.find('=');
+    if (item == "no-enumerate") {
+      kv.emplace_back(item, "");
+      continue;
+    }
     if (eq == std::string::npos) throw UsageError("--fault " + spec + ": '" + item + "' is not key=value");
     kv.emplace_back(item.substr(0, eq), item.substr(eq + 1));
     if (kv.back().first == "slot") slot = static_cast<unsigned>(parse_count("--fault slot", kv.back().second));
@@ -111,8 +118,11 @@ void apply_fault(DemoRun& run, const std::string& spec) {
       std::getline(parts, times, ':');
       const auto n = times == "always" ? 0xFFFFFFFFu : static_cast<std::uint32_t>(parse_count("--fault corrupt times", times));
       cam.device->faults().corrupt_chunk[{parse_count("--fault corrupt seq", seq), parse_count("--fault corrupt chunk", chunk)}] = n;
+    } else if (k == "no-enumerate") {
+      if (!run.over_usb) throw UsageError("--fault " + spec + ": no-enumerate needs --usb emulated-libusb");
+      cam.enumerates_after_power_cycle = true;
     } else {
-      throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt)");
+      throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt, no-enumerate)");
     }
   }
 }
@@ -216,6 +226,10 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   std::map<std::string, unsigned> board;
   for (unsigned i = 0; i < run.cameras.size(); ++i) {
     board["1-1." + std::to_string(i + 1)] = i + 1;
+    if (run.cameras[i].enumerates_after_power_cycle) {
+      run.bus->attach_unenumerated(i + 1);
+      continue;
+    }
     run.bus->plug(i + 1, *run.cameras[i].device);
     if (run.cameras[i].first_docking_faults.unplug_after_bytes)
       run.bus->unplug_after(i + 1, *run.cameras[i].first_docking_faults.unplug_after_bytes);
@@ -226,13 +240,20 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   usb::CameraMatch match;
   match.vid_pid = {{hw::UsbIdentity{}.vid, hw::UsbIdentity{}.pid}};
   run.usb_slots = std::make_unique<UsbSlots>(*run.dock, *run.usb, board, match, link_options);
-  // Port power is virtual here: switching a port off pulls the emulated camera, on plugs it back.
-  run.port_power.on_change = [&run](const std::string& port, bool on) {
-    const auto slot = static_cast<unsigned>(std::stoul(port.substr(port.rfind('.') + 1)));
-    if (on) run.bus->plug(slot, *run.cameras[slot - 1].device);
-    else run.bus->unplug(slot);
-  };
-  run.usb_slots->set_port_power(&run.port_power, std::chrono::milliseconds(300));
+  // Port power through the emulated hub's class requests, as on a real hub: switching a port
+  // off pulls the emulated camera, on plugs it back (the hook runs on umockdev's thread).
+  run.bus->on_port_power([&run](unsigned port, bool on) {
+    asio::post(run.ioc, [&run, port, on] {
+      if (port == 0 || port > run.cameras.size()) return;
+      if (!on) run.bus->unplug(port);
+      else if (!run.stopping) run.bus->plug(port, *run.cameras[port - 1].device);
+    });
+  });
+  run.port_power = std::make_unique<hw::HubPortPower>(run.usb->get());
+  UsbSlots::PowerPolicy policy;
+  policy.off_time = std::chrono::milliseconds(300);
+  policy.enumerate_timeout = std::chrono::milliseconds(1500);
+  run.usb_slots->set_port_power(run.port_power.get(), policy);
   run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end, bool retrying) {
     run.cameras[slot - 1].end = end;
     if (retrying) return;  // power cycle under way: the camera comes back
@@ -311,7 +332,7 @@ int run_demo(const std::vector<std::string>& args) {
     ("chunk-kib", po::value(&chunk_kib), "chunk size the cameras hash and serve, KiB (default 256)")
     ("reads-in-flight", po::value(&inflight), "READ requests kept queued at a camera (default 4)")
     ("timeout-ms", po::value(&timeout_ms), "deadline for each camera request (default 5000)")
-    ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always]")
+    ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always] | slot=N,no-enumerate (USB only)")
     ("usb", po::value(&usb_mode), "how cameras connect: in-process (default) or emulated-libusb (every byte through libusb under umockdev)")
     ("usb-transfer-kib", po::value(&usb_transfer_kib), "with --usb emulated-libusb: bytes per IN transfer, KiB (default 256)")
     ("usb-in-flight", po::value(&usb_in_flight), "with --usb emulated-libusb: IN transfers kept submitted (default 4)")

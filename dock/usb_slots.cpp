@@ -5,6 +5,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
 
 namespace bodydock::dock {
 
@@ -16,15 +19,23 @@ UsbSlots::UsbSlots(Dock& dock, usb::UsbContext& usb, std::map<std::string, unsig
 
 void UsbSlots::start() {
   usb_.start_hotplug([this](usb::DeviceRef dev, bool arrived) { on_hotplug(std::move(dev), arrived); });
+  if (power_) asio::co_spawn(dock_.executor(), watch_ports(alive_), [](std::exception_ptr e) { log_if_failed("port watch", e); });
 }
 
 void UsbSlots::close_all() {
+  *alive_ = false;  // no more power cycles
   for (auto& [port, link] : links_) link->close();
 }
 
 void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
   const auto port = usb::port_path(dev.get());
   const auto slot = slot_of_port_.find(port);
+  if (arrived) {
+    present_.insert(port);
+    given_up_.erase(port);
+  } else {
+    present_.erase(port);
+  }
   if (!arrived) {
     if (auto it = links_.find(port); it != links_.end()) {
       log(Level::notice, "usb ", port, ": device removed");
@@ -57,32 +68,81 @@ void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
   asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), [](std::exception_ptr e) { log_if_failed("usb slot", e); });
 }
 
-void UsbSlots::set_port_power(hw::PortPower* power, std::chrono::milliseconds off_time, unsigned max_cycles) {
+void UsbSlots::set_port_power(hw::PortPower* power, PowerPolicy policy) {
   power_ = power;
-  power_off_time_ = off_time;
-  max_power_cycles_ = max_cycles;
+  policy_ = policy;
 }
 
-bool UsbSlots::power_cycle(unsigned slot, const std::string& port) {
+asio::awaitable<bool> UsbSlots::power_cycle(unsigned slot, std::string port, std::string why) {
   auto& cycles = power_cycles_[port];
-  if (power_ == nullptr) return false;
-  if (cycles >= max_power_cycles_) {
-    log(Level::error, "slot ", slot, " usb ", port, ": camera still not answering after ", cycles, " power cycles; needs an admin");
-    dock_.slot(slot).detail = cat("not answering after ", cycles, " power cycles");
-    return false;
+  if (power_ == nullptr || !*alive_) co_return false;
+  auto& status = dock_.slot(slot);
+  if (cycles >= policy_.max_cycles) {
+    log(Level::error, "slot ", slot, " usb ", port, ": ", why, " after ", cycles, " power cycles; needs an admin");
+    status.phase = SlotPhase::attention;
+    status.detail = cat("fault: ", why, " after ", cycles, " power cycles");
+    given_up_.insert(port);
+    co_return false;
   }
   ++cycles;
-  log(Level::warning, "slot ", slot, " usb ", port, ": camera not answering; power-cycling the port (", cycles, " of ", max_power_cycles_, ")");
-  if (auto ec = power_->set(port, false)) {
-    log(Level::error, "slot ", slot, " usb ", port, ": cannot switch port power (", power_->describe(), "): ", ec.message());
-    return false;
+  log(Level::warning, "slot ", slot, " usb ", port, ": ", why, "; power-cycling the port (", cycles, " of ", policy_.max_cycles, ", ",
+      power_->describe(), ")");
+  status.detail = cat(why, ": power-cycling (", cycles, " of ", policy_.max_cycles, ")");
+  cycling_.insert(port);
+  auto ec = co_await power_->switch_port(port, false);
+  if (!ec) {
+    asio::steady_timer off(dock_.executor(), policy_.off_time);
+    co_await off.async_wait(asio::use_awaitable);
+    ec = co_await power_->switch_port(port, true);
   }
-  auto timer = std::make_shared<asio::steady_timer>(dock_.executor(), power_off_time_);
-  timer->async_wait([this, timer, port, slot](const boost::system::error_code& ec) {
-    if (ec) return;
-    if (auto err = power_->set(port, true)) log(Level::error, "slot ", slot, " usb ", port, ": cannot power the port on again: ", err.message());
-  });
-  return true;
+  cycling_.erase(port);
+  if (ec) {
+    log(Level::error, "slot ", slot, " usb ", port, ": cannot switch port power (", power_->describe(), "): ", ec.message());
+    status.phase = SlotPhase::attention;
+    status.detail = cat("fault: port power: ", ec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
+  // Policy: every slot is powered when the dock starts (cameras charge even before they sync).
+  for (const auto& [port, slot] : slot_of_port_) {
+    if (auto ec = co_await power_->switch_port(port, true)) {
+      log(Level::error, "slot ", slot, " usb ", port, ": cannot power the port (", power_->describe(), "): ", ec.message());
+      if (!*alive) co_return;
+      dock_.slot(slot).phase = SlotPhase::attention;
+      dock_.slot(slot).detail = cat("fault: port power: ", ec.message());
+    }
+    if (!*alive) co_return;
+  }
+  // Something attached that does not show up on the bus for a whole timeout is cycled.
+  const auto tick = std::clamp(policy_.enumerate_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(2000));
+  std::map<std::string, std::chrono::steady_clock::time_point> missing_since;
+  asio::steady_timer timer(dock_.executor());
+  while (*alive) {
+    timer.expires_after(tick);
+    co_await timer.async_wait(asio::use_awaitable);
+    if (!*alive) co_return;
+    for (const auto& [port, slot] : slot_of_port_) {
+      if (present_.contains(port) || cycling_.contains(port) || given_up_.contains(port)) {
+        missing_since.erase(port);
+        continue;
+      }
+      const auto attached = co_await power_->attached(port);
+      if (!*alive) co_return;
+      if (!attached.value_or(false) || present_.contains(port)) {
+        missing_since.erase(port);
+        continue;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      const auto since = missing_since.try_emplace(port, now).first->second;
+      if (now - since < policy_.enumerate_timeout) continue;
+      missing_since.erase(port);
+      co_await power_cycle(slot, port, "attached device does not enumerate");
+      if (!*alive) co_return;
+    }
+  }
 }
 
 asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link) {
@@ -91,7 +151,7 @@ asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::uniq
   links_.erase(port);
   link.reset();
   bool retrying = false;
-  if (end == SessionEnd::unresponsive) retrying = power_cycle(slot, port);
+  if (end == SessionEnd::unresponsive) retrying = co_await power_cycle(slot, port, "camera not answering");
   else if (end == SessionEnd::done) power_cycles_.erase(port);
   if (on_session_end) on_session_end(slot, end, retrying);
 }

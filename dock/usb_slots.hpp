@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 namespace bodydock::dock {
@@ -21,12 +22,21 @@ class UsbSlots {
   /// slot_of_port: board description, USB port path ("1-1.3") -> 1-based slot.
   UsbSlots(Dock& dock, usb::UsbContext& usb, std::map<std::string, unsigned> slot_of_port, usb::CameraMatch match,
            usb::UsbLinkOptions link_options);
+  ~UsbSlots() { *alive_ = false; }
+  UsbSlots(const UsbSlots&) = delete;
+  UsbSlots& operator=(const UsbSlots&) = delete;
   /// Starts listening; cameras already present are served too.
   void start();
   /// Drops every link (sessions end; state is durable).
   void close_all();
-  /// Revives cameras that stop answering by switching their port off and on (bounded).
-  void set_port_power(hw::PortPower* power, std::chrono::milliseconds off_time = std::chrono::milliseconds(1000), unsigned max_cycles = 3);
+  struct PowerPolicy {
+    std::chrono::milliseconds off_time{1000};            ///< how long a cycled port stays off
+    unsigned max_cycles = 3;                             ///< in a row without a good session; then the slot shows a fault
+    std::chrono::milliseconds enumerate_timeout{10000};  ///< attached but not on the bus this long: cycle it
+  };
+  /// Powers every slot when started and revives cameras that stop answering, or that are
+  /// attached but never enumerate, by switching their port off and on (bounded).
+  void set_port_power(hw::PortPower* power, PowerPolicy policy);
   /// Called whenever a session on a slot ends; `retrying` when a power cycle is under way and
   /// the camera is expected back.
   std::function<void(unsigned slot, SessionEnd, bool retrying)> on_session_end;
@@ -35,19 +45,24 @@ class UsbSlots {
  private:
   void on_hotplug(usb::DeviceRef dev, bool arrived);
   boost::asio::awaitable<void> serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link);
+  /// Powers every slot, then power-cycles ports where something is attached that does not enumerate.
+  boost::asio::awaitable<void> watch_ports(std::shared_ptr<bool> alive);
+  boost::asio::awaitable<bool> power_cycle(unsigned slot, std::string port, std::string why);
 
   Dock& dock_;
   usb::UsbContext& usb_;
   std::map<std::string, unsigned> slot_of_port_;
   usb::CameraMatch match_;
   usb::UsbLinkOptions link_options_;
-  bool power_cycle(unsigned slot, const std::string& port);
 
   std::map<std::string, usb::UsbCameraLink*> links_;  ///< port path -> link of the running session
+  std::set<std::string> present_;                     ///< ports with a device on the bus, camera or not
   hw::PortPower* power_ = nullptr;
-  std::chrono::milliseconds power_off_time_{1000};
-  unsigned max_power_cycles_ = 3;
+  PowerPolicy policy_;
   std::map<std::string, unsigned> power_cycles_;      ///< consecutive cycles without a good session
+  std::set<std::string> cycling_;                     ///< ports switched off right now
+  std::set<std::string> given_up_;                    ///< out of power cycles: a fault until a device shows up
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< for the port watcher, which may outlive us
 };
 
 }  // namespace bodydock::dock

@@ -6,10 +6,13 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 
 namespace bodydock::hw {
@@ -93,9 +96,55 @@ struct UmockdevBus::Port {
   std::uint64_t bytes_in = 0;
   std::uint64_t unplug_at = UINT64_MAX;
   std::uint64_t hang_at = UINT64_MAX;
+
+  // The hub 1-1 only: per-port power switching and what is attached, for hub class requests.
+  bool is_hub = false;
+  std::array<bool, 16> powered{};
+  std::array<bool, 16> connected{};   ///< something is attached (enumerated or not)
+  std::array<bool, 16> enumerated{};  ///< ...and it shows on the bus
+  std::function<void(unsigned, bool)> on_port_power;
 };
 
 namespace {
+
+constexpr unsigned kHubPorts = 15;
+
+/// A hub class request on the emulated hub (USB 2.0 section 11.24): port power, port status and
+/// the hub descriptor (per-port power switching). Returns the URB status; `power_event` is set
+/// when a port is switched.
+int hub_control(UmockdevBus::Port& hub, std::uint8_t* buf, int buffer_length, int& actual,
+                std::optional<std::pair<unsigned, bool>>& power_event) {
+  if (buffer_length < 8) return -EINVAL;
+  const std::uint8_t type = buf[0], request = buf[1];
+  const unsigned value = buf[2] | (buf[3] << 8), index = buf[4] | (buf[5] << 8), length = buf[6] | (buf[7] << 8);
+  std::uint8_t* data = buf + 8;
+  const unsigned room = std::min<unsigned>(length, static_cast<unsigned>(buffer_length - 8));
+  actual = 0;
+  const bool port_ok = index >= 1 && index <= kHubPorts;
+  if (type == 0xA0 && request == 0x06 && (value >> 8) == 0x29) {  // hub descriptor
+    const std::uint8_t desc[] = {11, 0x29, kHubPorts, 0x01, 0x00, 50, 100, 0, 0, 0xFF, 0xFF};  // 0x0001: per-port power
+    actual = static_cast<int>(std::min<unsigned>(room, sizeof desc));
+    std::memcpy(data, desc, static_cast<std::size_t>(actual));
+    return 0;
+  }
+  if (type == 0xA3 && request == 0x00 && port_ok && room >= 4) {  // port status
+    const bool on = hub.powered[index];
+    unsigned bits = on ? 0x0100 : 0;
+    if (on && hub.connected[index]) bits |= 0x0001 | 0x0400;  // connected, high speed
+    if (on && hub.enumerated[index]) bits |= 0x0002;           // enabled
+    const std::uint8_t status[4] = {static_cast<std::uint8_t>(bits), static_cast<std::uint8_t>(bits >> 8), 0, 0};
+    std::memcpy(data, status, 4);
+    actual = 4;
+    return 0;
+  }
+  if (type == 0x23 && (request == 0x01 || request == 0x03) && value == 8 && port_ok) {  // PORT_POWER
+    const bool on = request == 0x03;
+    if (hub.powered[index] != on) power_event = std::make_pair(index, on);
+    hub.powered[index] = on;
+    return 0;
+  }
+  return -EPIPE;  // a request this hub does not support: stall, as a real one does
+}
 
 usbdevfs_urb* urb_of(UMockdevIoctlData* d) { return reinterpret_cast<usbdevfs_urb*>(d->data); }
 
@@ -112,7 +161,7 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
   auto* port = static_cast<UmockdevBus::Port*>(user);
   UMockdevIoctlData* arg = umockdev_ioctl_client_get_arg(client);
   const gulong request = umockdev_ioctl_client_get_request(client);
-  std::lock_guard lock(port->m);
+  std::unique_lock lock(port->m);
   const bool is_reap = request == USBDEVFS_REAPURBNDELAY || request == USBDEVFS_REAPURB;
   if (port->unplugged && !is_reap) {
     umockdev_ioctl_client_complete(client, -1, ENODEV);
@@ -143,6 +192,19 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
       UMockdevIoctlData* ud = umockdev_ioctl_data_resolve(arg, 0, sizeof(usbdevfs_urb), nullptr);
       usbdevfs_urb* u = urb_of(ud);
       UMockdevIoctlData* bd = u->buffer_length > 0 ? umockdev_ioctl_data_resolve(ud, offsetof(usbdevfs_urb, buffer), static_cast<gsize>(u->buffer_length), nullptr) : nullptr;
+      if (u->type == USBDEVFS_URB_TYPE_CONTROL && port->is_hub && bd) {
+        std::optional<std::pair<unsigned, bool>> power_event;
+        int actual = 0;
+        u->status = hub_control(*port, static_cast<std::uint8_t*>(bd->data), u->buffer_length, actual, power_event);
+        u->actual_length = actual;
+        port->done.push_back({ud});
+        g_object_unref(bd);
+        umockdev_ioctl_client_complete(client, 0, 0);
+        auto hook = port->on_port_power;
+        lock.unlock();
+        if (power_event && hook) hook(power_event->first, power_event->second);
+        return TRUE;
+      }
       if (u->type != USBDEVFS_URB_TYPE_BULK) {
         if (bd) g_object_unref(bd);
         g_object_unref(ud);
@@ -239,30 +301,73 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
 
 struct UmockdevBus::Impl {
   UMockdevTestbed* testbed = nullptr;
+  std::unique_ptr<Port> hub;
   std::map<unsigned, std::unique_ptr<Port>> ports;
   int next_devnum = 3;
 };
 
 UmockdevBus::UmockdevBus() : impl_(std::make_unique<Impl>()) {
   impl_->testbed = umockdev_testbed_new();
+  // The hub 1-1 answers hub class requests on its control endpoint (port power, port status).
+  impl_->hub = std::make_unique<Port>();
+  impl_->hub->is_hub = true;
+  impl_->hub->powered.fill(true);
+  impl_->hub->devnode = "/dev/bus/usb/001/002";
+  impl_->hub->syspath = "/sys/devices/usb1/1-1";
+  impl_->hub->handler = umockdev_ioctl_base_new();
+  g_signal_connect(impl_->hub->handler, "handle-ioctl", G_CALLBACK(on_ioctl), impl_->hub.get());
+  GError* err = nullptr;
+  if (!umockdev_testbed_attach_ioctl(impl_->testbed, impl_->hub->devnode.c_str(), impl_->hub->handler, &err)) {
+    std::string msg = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    g_object_unref(impl_->hub->handler);
+    g_object_unref(impl_->testbed);
+    throw std::runtime_error("cannot attach the emulated hub: " + msg);
+  }
   const std::string hubs = record("/devices/usb1", 1, descriptors(9, 0x1d6b, 0x0002, 9, false)) +
                            record("/devices/usb1/1-1", 2, descriptors(9, 0x05e3, 0x0608, 9, false));
-  GError* err = nullptr;
   if (!umockdev_testbed_add_from_string(impl_->testbed, hubs.c_str(), &err)) {
     std::string msg = err ? err->message : "unknown error";
     g_clear_error(&err);
+    g_object_unref(impl_->hub->handler);
     g_object_unref(impl_->testbed);
     throw std::runtime_error("cannot create the emulated USB hubs: " + msg);
   }
 }
 
+namespace {
+void release(UmockdevBus::Port& port) {
+  if (port.handler) g_object_unref(port.handler);
+  for (auto& u : port.in_urbs) g_object_unref(u.data);
+  for (auto& u : port.done) g_object_unref(u.data);
+}
+}  // namespace
+
 UmockdevBus::~UmockdevBus() {
-  for (auto& [n, port] : impl_->ports) {
-    if (port->handler) g_object_unref(port->handler);
-    for (auto& u : port->in_urbs) g_object_unref(u.data);
-    for (auto& u : port->done) g_object_unref(u.data);
-  }
+  for (auto& [n, port] : impl_->ports) release(*port);
+  release(*impl_->hub);
   g_object_unref(impl_->testbed);
+}
+
+void UmockdevBus::hub_port(unsigned port_number, bool connected, bool enumerated) {
+  std::lock_guard lock(impl_->hub->m);
+  impl_->hub->connected.at(port_number) = connected;
+  impl_->hub->enumerated.at(port_number) = enumerated;
+}
+
+void UmockdevBus::attach_unenumerated(unsigned port_number) {
+  if (port_number == 0 || port_number > 15) throw std::invalid_argument("hub ports are 1..15");
+  hub_port(port_number, true, false);
+}
+
+void UmockdevBus::on_port_power(std::function<void(unsigned port, bool on)> hook) {
+  std::lock_guard lock(impl_->hub->m);
+  impl_->hub->on_port_power = std::move(hook);
+}
+
+bool UmockdevBus::port_powered(unsigned port_number) {
+  std::lock_guard lock(impl_->hub->m);
+  return impl_->hub->powered.at(port_number);
 }
 
 void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity id) {
@@ -300,6 +405,7 @@ void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity i
   }
   if (slot && slot->handler) g_object_unref(slot->handler);
   slot = std::move(port);
+  hub_port(port_number, true, true);
 }
 
 void UmockdevBus::unplug(unsigned port_number) {
@@ -311,6 +417,7 @@ void UmockdevBus::unplug(unsigned port_number) {
     it->second->removed = true;
   }
   umockdev_testbed_uevent(impl_->testbed, it->second->syspath.c_str(), "remove");
+  hub_port(port_number, false, false);
 }
 
 void UmockdevBus::unplug_after(unsigned port_number, std::uint64_t bytes) {

@@ -11,6 +11,7 @@
 #include "hw/camera_device.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,10 +49,20 @@ class UmockdevBus {
   /// Bytes the device has put on its IN endpoint so far.
   [[nodiscard]] std::uint64_t bytes_in(unsigned port);
 
+  /// The hub 1-1 switches power per port like a real hub (hub class SET/CLEAR_FEATURE
+  /// PORT_POWER, GET_STATUS, hub descriptor). `hook` runs on umockdev's worker thread when a
+  /// port is switched: hand it to your own thread, which then unplugs or plugs the device.
+  void on_port_power(std::function<void(unsigned port, bool on)> hook);
+  [[nodiscard]] bool port_powered(unsigned port);
+  /// Something is attached to `port` that never enumerates (a camera whose USB side is wedged):
+  /// the hub reports a connection, the bus shows nothing. plug() replaces it.
+  void attach_unenumerated(unsigned port);
+
   struct Port;  // handler state, shared with the umockdev worker thread
 
  private:
   struct Impl;
+  void hub_port(unsigned port, bool connected, bool enumerated);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -106,15 +106,28 @@ BOOST_AUTO_TEST_CASE(demo_over_emulated_libusb_syncs_and_resumes_after_unplug) {
   BOOST_CHECK(contains(out, "every segment is stored and erased"));
 }
 
-// A camera that wedges mid-transfer over USB: power-cycled through the virtual port power, then
-// synced; the run ends 0.
+// A camera that wedges mid-transfer over USB: power-cycled through the emulated hub's port
+// power (hub class requests over libusb), then synced; the run ends 0.
 BOOST_AUTO_TEST_CASE(demo_over_emulated_libusb_power_cycles_a_hung_camera) {
   test::TempDir dir;
   const auto args = demo(dir, {"--usb", "emulated-libusb", "--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--exit-when-idle",
                                "--timeout-ms", "300", "--fault", "slot=1,hang-at=300000"});
   const auto [rc, out] = test::run_command(args, dir / "out.log");
   BOOST_CHECK_EQUAL(rc, 0);
-  BOOST_CHECK_MESSAGE(contains(out, "slot 1 usb 1-1.1: camera not answering; power-cycling the port (1 of 3)"), out);
+  BOOST_CHECK_MESSAGE(contains(out, "slot 1 usb 1-1.1: camera not answering; power-cycling the port (1 of 3, hub port power"), out);
+  BOOST_CHECK(contains(out, "every segment is stored and erased"));
+}
+
+// A camera the hub sees but that never shows up on the bus: after the enumeration timeout its
+// port is power-cycled, it enumerates and is synced.
+BOOST_AUTO_TEST_CASE(demo_over_emulated_libusb_power_cycles_a_camera_that_does_not_enumerate) {
+  test::TempDir dir;
+  const auto args = demo(dir, {"--usb", "emulated-libusb", "--cameras", "2", "--segments", "1", "--segment-mib", "0.5", "--exit-when-idle",
+                               "--fault", "slot=2,no-enumerate"});
+  const auto [rc, out] = test::run_command(args, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "slot 2 usb 1-1.2: attached device does not enumerate; power-cycling the port (1 of 3"), out);
+  BOOST_CHECK(contains(out, "slot 2 BC-0002: done, safe to undock"));
   BOOST_CHECK(contains(out, "every segment is stored and erased"));
 }
 

@@ -14,13 +14,17 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <mutex>
+#include <optional>
 
 using namespace bodydock;
 namespace asio = boost::asio;
@@ -311,7 +315,9 @@ BOOST_AUTO_TEST_CASE(a_camera_that_stops_answering_is_power_cycled_and_then_sync
     else bus.unplug(8);
   };
   dock::UsbSlots slots(d, rig.usb, {{"1-1.8", 1}}, usb::CameraMatch{}, {});
-  slots.set_port_power(&power, std::chrono::milliseconds(100));
+  dock::UsbSlots::PowerPolicy policy;
+  policy.off_time = std::chrono::milliseconds(100);
+  slots.set_port_power(&power, policy);
   rig.watch(slots);
   slots.start();
   rig.run_until_ended(1);
@@ -324,13 +330,16 @@ BOOST_AUTO_TEST_CASE(a_camera_that_stops_answering_is_power_cycled_and_then_sync
   BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
 }
 
-// The sysfs backend writes the port's `disable` attribute (kernel >= 6.0 layout).
+// The sysfs backend writes the port's `disable` attribute (kernel >= 6.0 layout) and reads
+// attachment from the port's `state` where the kernel has it.
 BOOST_AUTO_TEST_CASE(sysfs_port_power_switches_the_ports_disable_attribute) {
   test::TempDir dir;
   hw::SysfsPortPower power(dir.path());
-  BOOST_CHECK_EQUAL(power.attribute("1-1.3"), dir.path() / "bus/usb/devices/1-1/1-1:1.0/1-1-port3/disable");
-  BOOST_CHECK_EQUAL(power.attribute("2-4"), dir.path() / "bus/usb/devices/usb2/usb2:1.0/usb2-port4/disable");
-  const auto attr = power.attribute("1-1.3");
+  BOOST_CHECK_EQUAL(power.port_dir("1-1.3"), dir.path() / "bus/usb/devices/1-1:1.0/1-1-port3");
+  BOOST_CHECK_EQUAL(power.port_dir("2-4"), dir.path() / "bus/usb/devices/2-0:1.0/usb2-port4");
+  BOOST_CHECK_EQUAL(power.port_dir("1-1.2.7"), dir.path() / "bus/usb/devices/1-1.2:1.0/1-1.2-port7");
+  for (const char* bad : {"", "1", "1-", "x-1", "1-1.", "1-0", "1-1..2", "1-1.300"}) BOOST_CHECK_MESSAGE(power.port_dir(bad).empty(), bad);
+  const auto attr = power.port_dir("1-1.3") / "disable";
   std::filesystem::create_directories(attr.parent_path());
   std::ofstream(attr) << "0";
   BOOST_CHECK(!power.set("1-1.3", false));
@@ -338,4 +347,160 @@ BOOST_AUTO_TEST_CASE(sysfs_port_power_switches_the_ports_disable_attribute) {
   BOOST_CHECK(!power.set("1-1.3", true));
   BOOST_CHECK_EQUAL(test::slurp_text(attr), "0");
   BOOST_CHECK(power.set("9-9.9", false));  // no such port: an error, not a guess
+  BOOST_CHECK(power.set("junk", false) == hw::power_errc::bad_port_path);
+
+  BOOST_CHECK(!power.is_attached("1-1.3").has_value());  // no `state` attribute: cannot tell
+  std::ofstream(power.port_dir("1-1.3") / "state") << "not-attached\n";
+  BOOST_CHECK(power.is_attached("1-1.3") == false);
+  std::ofstream(power.port_dir("1-1.3") / "state") << "powered\n";
+  BOOST_CHECK(power.is_attached("1-1.3") == true);
+}
+
+namespace {
+
+template <typename T>
+asio::awaitable<void> store_result(asio::awaitable<T> op, std::optional<T>& into) {
+  into = co_await std::move(op);
+}
+
+/// Runs one operation on `ioc` to completion and yields its result.
+template <typename T>
+T run_for(asio::io_context& ioc, asio::awaitable<T> op) {
+  std::optional<T> out;
+  test::run_with_watchdog(ioc, store_result(std::move(op), out));
+  ioc.restart();
+  BOOST_REQUIRE(out.has_value());
+  return std::move(*out);
+}
+
+/// Collects the emulated hub's port power switches (they arrive on umockdev's thread).
+struct HubSwitches {
+  std::mutex m;
+  std::vector<std::pair<unsigned, bool>> seen;
+  std::vector<std::pair<unsigned, bool>> get() {
+    std::lock_guard lock(m);
+    return seen;
+  }
+};
+
+}  // namespace
+
+// The hub backend speaks hub class requests over real libusb to the emulated hub: port status
+// (connection, enable, power), SET/CLEAR_FEATURE(PORT_POWER), and clear errors for a port the
+// hub does not have, a hub that is not there and a path that is not one.
+BOOST_AUTO_TEST_CASE(hub_port_power_switches_ports_with_hub_class_requests) {
+  hw::UmockdevBus bus;
+  HubSwitches switches;
+  bus.on_port_power([&](unsigned port, bool on) {
+    std::lock_guard lock(switches.m);
+    switches.seen.emplace_back(port, on);
+  });
+  hw::CameraDevice cam(spec("BC-HUB1", 1, kMiB));
+  bus.plug(3, cam);
+  asio::io_context ioc;
+  usb::UsbContext usb(ioc.get_executor(), {});
+  hw::HubPortPower power(usb.get());
+
+  auto st = run_for(ioc, power.status("1-1.3"));
+  BOOST_REQUIRE(st);
+  BOOST_CHECK(st->connected && st->enabled && st->powered);
+  st = run_for(ioc, power.status("1-1.4"));
+  BOOST_REQUIRE(st);
+  BOOST_CHECK(!st->connected && !st->enabled && st->powered);
+  BOOST_CHECK(run_for(ioc, power.attached("1-1.3")) == true);
+  BOOST_CHECK(run_for(ioc, power.attached("1-1.4")) == false);
+
+  BOOST_CHECK(!run_for(ioc, power.switch_port("1-1.3", false)));
+  BOOST_CHECK(!bus.port_powered(3));
+  st = run_for(ioc, power.status("1-1.3"));
+  BOOST_REQUIRE(st);
+  BOOST_CHECK(!st->powered && !st->connected);  // no VBUS: the camera is off the bus
+  BOOST_CHECK(!run_for(ioc, power.switch_port("1-1.3", true)));
+  BOOST_CHECK(bus.port_powered(3));
+  const auto seen = switches.get();
+  BOOST_REQUIRE_EQUAL(seen.size(), 2u);
+  BOOST_CHECK(seen[0] == std::make_pair(3u, false));
+  BOOST_CHECK(seen[1] == std::make_pair(3u, true));
+
+  BOOST_CHECK(run_for(ioc, power.switch_port("1-1.16", false)) == hw::power_errc::no_such_port);
+  BOOST_CHECK(run_for(ioc, power.switch_port("1-2.1", false)) == hw::power_errc::no_hub);
+  BOOST_CHECK(run_for(ioc, power.switch_port("1-1.3.2", false)) == hw::power_errc::no_hub);  // a camera is no hub
+  BOOST_CHECK(run_for(ioc, power.switch_port("usb", false)) == hw::power_errc::bad_port_path);
+  BOOST_CHECK(!run_for(ioc, power.attached("1-2.1")).has_value());  // cannot tell
+  BOOST_CHECK(bus.port_powered(3));
+}
+
+namespace {
+
+/// Runs the rig's dock until `done` says so (or the watchdog fires).
+asio::awaitable<void> poll_until(dock::Dock& d, std::function<bool()> done) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (!done()) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  d.stop();
+}
+
+}  // namespace
+
+// A camera that is attached (the hub sees it) but never enumerates is power-cycled through the
+// hub backend after the enumeration timeout, shows up, and is synced. Ports are powered at start.
+BOOST_AUTO_TEST_CASE(an_attached_camera_that_does_not_enumerate_is_power_cycled_through_the_hub) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  hw::CameraDevice cam(spec("BC-HUB2", 2, kMiB));
+  bus.attach_unenumerated(9);
+  UsbDockRig rig(dir, 2);
+  HubSwitches switches;
+  bus.on_port_power([&](unsigned port, bool on) {
+    {
+      std::lock_guard lock(switches.m);
+      switches.seen.emplace_back(port, on);
+    }
+    asio::post(rig.ioc, [&bus, &cam, port, on] {
+      if (!on) bus.unplug(port);
+      else if (port == 9) bus.plug(9, cam);  // revived by the power cycle
+    });
+  });
+  hw::HubPortPower power(rig.usb.get());
+  BOOST_REQUIRE(!run_for(rig.ioc, power.switch_port("1-1.10", false)));  // slot 2 starts switched off
+  dock::UsbSlots slots(rig.dock, rig.usb, {{"1-1.9", 1}, {"1-1.10", 2}}, usb::CameraMatch{}, {});
+  dock::UsbSlots::PowerPolicy policy;
+  policy.off_time = std::chrono::milliseconds(50);
+  policy.enumerate_timeout = std::chrono::milliseconds(200);
+  slots.set_port_power(&power, policy);
+  rig.watch(slots);
+  slots.start();
+  rig.run_until_ended(1);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 1u);
+  BOOST_CHECK(rig.ends[0].end == SessionEnd::done);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+  BOOST_CHECK(bus.port_powered(10));  // powered when the dock started
+  const auto seen = switches.get();
+  BOOST_CHECK_EQUAL(std::count(seen.begin(), seen.end(), std::make_pair(9u, false)), 1);
+  BOOST_CHECK_EQUAL(std::count(seen.begin(), seen.end(), std::make_pair(10u, true)), 1);
+}
+
+// Bounded: a port whose device never comes up is cycled max_cycles times, then the slot shows a
+// fault for an admin instead of cycling forever.
+BOOST_AUTO_TEST_CASE(a_port_that_never_enumerates_becomes_a_slot_fault_after_bounded_cycles) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;  // before libusb starts
+  UsbDockRig rig(dir, 1);
+  hw::VirtualPortPower power;
+  power.set_attached("1-1.11", true);
+  dock::UsbSlots slots(rig.dock, rig.usb, {{"1-1.11", 1}}, usb::CameraMatch{}, {});
+  dock::UsbSlots::PowerPolicy policy;
+  policy.off_time = std::chrono::milliseconds(10);
+  policy.enumerate_timeout = std::chrono::milliseconds(50);
+  policy.max_cycles = 2;
+  slots.set_port_power(&power, policy);
+  slots.start();
+  const auto& slot = rig.dock.slots()[0];
+  test::run_with_watchdog(rig.ioc, poll_until(rig.dock, [&] { return slot.detail.find("fault:") != std::string::npos; }));
+  BOOST_CHECK(slot.phase == dock::SlotPhase::attention);
+  BOOST_CHECK_NE(slot.detail.find("does not enumerate after 2 power cycles"), std::string::npos);
+  BOOST_CHECK_EQUAL(power.cycles("1-1.11"), 2u);
+  BOOST_CHECK(power.is_on("1-1.11"));
 }
