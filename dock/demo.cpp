@@ -87,6 +87,7 @@ std::uint64_t parse_count(const std::string& what, const std::string& text) {
 }
 
 /// --fault slot=N,unplug-at=BYTES | hang-at=BYTES | corrupt=SEQ:CHUNK[:TIMES|always] | no-enumerate
+///         | overheat (the battery heats past the limit while charging) | charger-stuck (and cannot stop)
 void apply_fault(DemoRun& run, const std::string& spec) {
   std::istringstream in(spec);
   std::string item;
@@ -94,7 +95,7 @@ void apply_fault(DemoRun& run, const std::string& spec) {
   std::vector<std::pair<std::string, std::string>> kv;
   while (std::getline(in, item, ',')) {
     const auto eq = item.find('=');
-    if (item == "no-enumerate") {
+    if (item == "no-enumerate" || item == "overheat" || item == "charger-stuck") {
       kv.emplace_back(item, "");
       continue;
     }
@@ -118,11 +119,16 @@ void apply_fault(DemoRun& run, const std::string& spec) {
       std::getline(parts, times, ':');
       const auto n = times == "always" ? 0xFFFFFFFFu : static_cast<std::uint32_t>(parse_count("--fault corrupt times", times));
       cam.device->faults().corrupt_chunk[{parse_count("--fault corrupt seq", seq), parse_count("--fault corrupt chunk", chunk)}] = n;
+    } else if (k == "overheat") {
+      cam.device->faults().charge_heat_dc = 200;  // +20 C while charging: over the 45 C limit
+    } else if (k == "charger-stuck") {
+      cam.device->faults().charge_heat_dc = 200;
+      cam.device->faults().charger_uncontrollable = true;
     } else if (k == "no-enumerate") {
       if (!run.over_usb) throw UsageError("--fault " + spec + ": no-enumerate needs --usb emulated-libusb");
       cam.enumerates_after_power_cycle = true;
     } else {
-      throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt, no-enumerate)");
+      throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt, no-enumerate, overheat, charger-stuck)");
     }
   }
 }
@@ -145,15 +151,20 @@ const char* ansi_colour(const char* colour) {
 std::string render_table(const Dock& dock) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-4s %-18s %-18s %-9s %-5s %-24s %8s  %s\n", "slot", "LED", "state", "camera", "batt", "progress", "MB/s", "detail");
+  std::snprintf(line, sizeof line, "%-4s %-18s %-18s %-9s %-5s %-6s %-24s %8s  %s\n", "slot", "LED", "state", "camera", "batt", "temp", "progress", "MB/s", "detail");
   out << line;
   for (const auto& s : dock.slots()) {
     const auto led = led_for(s.phase);
     const double frac = s.bytes_total ? static_cast<double>(s.bytes_done) / static_cast<double>(s.bytes_total) : (s.phase == SlotPhase::done ? 1.0 : 0.0);
     const std::string led_text = std::string(led.colour) + (std::string(led.pattern) == "off" ? "" : " " + std::string(led.pattern));
-    std::snprintf(line, sizeof line, "%-4u %s%-18s\x1b[0m %-18s %-9s %4s%% [%s] %8.1f  %s\n", s.index, ansi_colour(led.colour), led_text.c_str(),
-                  phase_name(s.phase), s.serial.empty() ? "-" : s.serial.c_str(),
-                  s.battery_pct < 0 ? "-" : std::to_string(s.battery_pct).c_str(), bar(frac, 20).c_str(), s.mbps, s.detail.substr(0, 60).c_str());
+    // Battery: "55%+" while charging, "55%!" when the dock stopped charging for heat.
+    const std::string batt = s.battery_pct < 0 ? "-" : std::to_string(s.battery_pct) + "%" + (s.charge_stopped_hot ? "!" : s.charging ? "+" : "");
+    char temp[16] = "-";
+    if (s.temperature_c) std::snprintf(temp, sizeof temp, "%.1fC", *s.temperature_c);
+    const std::string detail = s.alert.empty() ? s.detail : "ALERT " + s.alert;
+    std::snprintf(line, sizeof line, "%-4u %s%-18s\x1b[0m %-18s %-9s %-5s %-6s [%s] %8.1f  %s\n", s.index, ansi_colour(led.colour), led_text.c_str(),
+                  phase_name(s.phase), s.serial.empty() ? "-" : s.serial.c_str(), batt.c_str(), temp, bar(frac, 20).c_str(), s.mbps,
+                  detail.substr(0, 70).c_str());
     out << line;
   }
   const auto& t = dock.totals();
@@ -332,7 +343,7 @@ int run_demo(const std::vector<std::string>& args) {
     ("chunk-kib", po::value(&chunk_kib), "chunk size the cameras hash and serve, KiB (default 256)")
     ("reads-in-flight", po::value(&inflight), "READ requests kept queued at a camera (default 4)")
     ("timeout-ms", po::value(&timeout_ms), "deadline for each camera request (default 5000)")
-    ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always] | slot=N,no-enumerate (USB only)")
+    ("fault", po::value(&faults), "inject a fault: slot=N,unplug-at=BYTES | slot=N,hang-at=BYTES | slot=N,corrupt=SEQ:CHUNK[:TIMES|always] | slot=N,no-enumerate (USB only) | slot=N,overheat | slot=N,charger-stuck")
     ("usb", po::value(&usb_mode), "how cameras connect: in-process (default) or emulated-libusb (every byte through libusb under umockdev)")
     ("usb-transfer-kib", po::value(&usb_transfer_kib), "with --usb emulated-libusb: bytes per IN transfer, KiB (default 256)")
     ("usb-in-flight", po::value(&usb_in_flight), "with --usb emulated-libusb: IN transfers kept submitted (default 4)")

@@ -16,7 +16,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,6 +37,11 @@ struct DockConfig {
   unsigned upload_concurrency = 2;
   std::chrono::milliseconds upload_retry_base{500};
   std::chrono::milliseconds upload_retry_cap{60000};
+  /// Camera status polls (battery, charging, temperature) while pulling and while docked after the sync.
+  std::chrono::milliseconds status_interval{5000};
+  std::int16_t charge_stop_dc = 450;                  ///< stop charging at or above 45.0 °C (Li-ion charge limit)
+  std::int16_t charge_resume_dc = 400;                ///< allow it again at or below 40.0 °C...
+  std::chrono::milliseconds charge_cooldown{600000};  ///< ...once this long has passed since the stop
 };
 
 /// What a slot shows (LED, web page, live table).
@@ -57,14 +64,18 @@ struct SlotStatus {
   std::string firmware;
   int battery_pct = -1;
   bool charging = false;
+  std::optional<double> temperature_c;   ///< as the camera reports it
+  bool charge_stopped_hot = false;       ///< the dock stopped charging for over-temperature
+  std::string alert;                     ///< an active alert for the facility admin (e.g. over-temperature)
   std::uint64_t bytes_total = 0;       ///< bytes this docking has to pull
   std::uint64_t bytes_done = 0;
   double mbps = 0;                     ///< pull rate, smoothed
   std::string detail;                  ///< last notable event or the attention reason
 };
 
-/// How a session ended.
-enum class SessionEnd { done, attention, unplugged, failed, unresponsive };
+/// How a session ended. `overheated`: too hot, and the camera would not stop charging; its port
+/// must be switched off.
+enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated };
 
 class Dock {
   /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).
@@ -81,8 +92,11 @@ class Dock {
   Dock& operator=(const Dock&) = delete;
 
   /// Serves one docked camera until everything it holds is stored and erased (or quarantined),
-  /// or the link fails. `slot` is 1-based.
-  boost::asio::awaitable<SessionEnd> run_session(unsigned slot, usb::CameraLink& link);
+  /// or the link fails. `slot` is 1-based. With `synced`, a session that ends done or attention
+  /// calls it and then keeps watching the docked camera (battery, charging, temperature) until
+  /// it is undocked, the link closes or it overheats; the final end is returned.
+  boost::asio::awaitable<SessionEnd> run_session(unsigned slot, usb::CameraLink& link,
+                                                 std::function<void(SessionEnd)> synced = {});
   /// The upload queue: stores SPOOLED segments until stop().
   boost::asio::awaitable<void> run_uploader();
   void stop();

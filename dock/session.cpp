@@ -36,6 +36,21 @@ constexpr std::size_t kMaxListPages = 1000;  // x up to 256 manifests a page
 /// What happened to one segment's pull.
 enum class PullEnd { spooled, quarantined, skipped, link_failed };
 
+/// A request in the pull pipeline: a READ for `chunk`, or a status poll / charging request
+/// sent between READs.
+struct Pending {
+  std::uint32_t id = 0;
+  std::uint64_t chunk = 0;
+  MsgType type = MsgType::read;
+  bool allow = false;  ///< SET_CHARGING: what was asked
+};
+
+std::string celsius(std::int16_t dc) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%.1f", dc / 10.0);
+  return b;
+}
+
 std::string mib(std::uint64_t bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -46,8 +61,8 @@ std::string mib(std::uint64_t bytes) {
 
 class Session {
  public:
-  Session(Dock& dock, unsigned slot, usb::CameraLink& link)
-      : dock_(dock), slot_(slot), link_(link), status_(dock.slot(slot)), tag_(cat("slot ", slot)) {}
+  Session(Dock& dock, unsigned slot, usb::CameraLink& link, std::function<void(SessionEnd)> synced)
+      : dock_(dock), slot_(slot), link_(link), status_(dock.slot(slot)), tag_(cat("slot ", slot)), synced_(std::move(synced)) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -61,6 +76,17 @@ class Session {
   asio::awaitable<boost::system::result<proto::Frame>> call(MsgType type, const Bytes& payload, MsgType expect);
   asio::awaitable<error_code> handshake();
   asio::awaitable<error_code> refresh_status();
+  /// Charging policy (PROTOCOL.md 4.10): shows a STATUS on the slot and decides whether
+  /// charging must stop or may resume (charge_wanted_).
+  void apply_status(const proto::Status& st);
+  void charging_answered(bool allow, const boost::system::result<proto::SetChargingOk>& reply);
+  /// Sends a pending charging change outside the pull pipeline.
+  asio::awaitable<error_code> settle_charging();
+  /// A status or charging reply that arrived in the pull pipeline.
+  error_code side_reply(const Pending& p, const proto::Frame& f);
+  SessionEnd overheated();
+  /// After the sync: polls the docked camera until it leaves, the link closes or it overheats.
+  asio::awaitable<SessionEnd> watch_docked();
   asio::awaitable<error_code> list_all();
   asio::awaitable<PullEnd> pull(SegmentRow row);
   asio::awaitable<error_code> erase_confirmed();
@@ -86,6 +112,13 @@ class Session {
   Clock::time_point window_start_ = Clock::now();
   std::uint64_t window_bytes_ = 0;
   error_code link_error_;      ///< why the link failed, when a pull ends with link_failed
+  std::function<void(SessionEnd)> synced_;
+  // Charging (PROTOCOL.md 4.10); every docking starts with charging allowed.
+  Clock::time_point next_status_ = Clock::now() + dock_.cfg_.status_interval;
+  bool charge_target_ = true;          ///< what the dock last decided (sent or about to be)
+  std::optional<bool> charge_wanted_;  ///< a SET_CHARGING to send
+  Clock::time_point stopped_hot_at_{};
+  bool overheated_ = false;            ///< too hot and still charging: the port must go dark
 };
 
 asio::awaitable<error_code> Session::send(MsgType type, const Bytes& payload, std::uint32_t& id) {
@@ -154,9 +187,80 @@ asio::awaitable<error_code> Session::refresh_status() {
   if (!f) co_return f.error();
   auto st = proto::decode_status(f->payload);
   if (!st) co_return st.error();
-  status_.battery_pct = st->battery_pct;
-  status_.charging = st->charging;
+  apply_status(*st);
+  co_return co_await settle_charging();
+}
+
+void Session::apply_status(const proto::Status& st) {
+  status_.battery_pct = st.battery_pct;
+  status_.charging = st.charging;
+  status_.temperature_c = st.temperature_dc / 10.0;
+  next_status_ = Clock::now() + dock_.cfg_.status_interval;
+  const auto& cfg = dock_.cfg_;
+  // Decided against what was last asked (a request may still be on its way), so one
+  // over-temperature gives one stop, whatever else is in flight.
+  if (charge_target_ && st.temperature_dc >= cfg.charge_stop_dc) {
+    log(Level::error, tag_, ": over-temperature ", celsius(st.temperature_dc), " C (limit ", celsius(cfg.charge_stop_dc), " C); stopping charging");
+    status_.alert = cat("over-temperature ", celsius(st.temperature_dc), " C: charging stopped");
+    stopped_hot_at_ = Clock::now();
+    charge_wanted_ = charge_target_ = false;
+  } else if (!charge_target_ && st.temperature_dc <= cfg.charge_resume_dc && Clock::now() - stopped_hot_at_ >= cfg.charge_cooldown) {
+    log(Level::notice, tag_, ": cooled to ", celsius(st.temperature_dc), " C; charging resumes");
+    charge_wanted_ = charge_target_ = true;
+  }
+}
+
+void Session::charging_answered(bool allow, const boost::system::result<proto::SetChargingOk>& reply) {
+  status_.charge_stopped_hot = !allow;
+  if (allow) {
+    if (reply) status_.charging = reply->charging;
+    status_.alert.clear();
+    return;
+  }
+  if (reply && !reply->charging) {
+    status_.charging = false;
+    return;
+  }
+  // The camera cannot be made safe over the protocol: the dock cuts the port's power.
+  log(Level::error, tag_, ": camera keeps charging at over-temperature (",
+      reply ? std::string("it says it still charges") : "it refused: " + reply.error().message(), "); its port must be switched off");
+  status_.alert = "over-temperature and the camera does not stop charging: port power off";
+  overheated_ = true;
+}
+
+asio::awaitable<error_code> Session::settle_charging() {
+  if (!charge_wanted_) co_return error_code{};
+  const bool allow = *charge_wanted_;
+  charge_wanted_.reset();
+  auto f = co_await call(MsgType::set_charging, proto::encode(proto::SetCharging{allow}), MsgType::set_charging_ok);
+  if (!f && f.error().category() != proto::proto_category()) co_return f.error();  // the link failed
+  if (f) charging_answered(allow, proto::decode_set_charging_ok(f->payload));
+  else charging_answered(allow, f.error());
   co_return error_code{};
+}
+
+error_code Session::side_reply(const Pending& p, const proto::Frame& f) {
+  if (p.type == MsgType::set_charging) {
+    if (f.header.type == MsgType::set_charging_ok) charging_answered(p.allow, proto::decode_set_charging_ok(f.payload));
+    else if (f.header.type == MsgType::error) charging_answered(p.allow, proto::errc::bad_request);
+    else return proto::errc::malformed_frame;
+    return {};
+  }
+  if (f.header.type == MsgType::error) {
+    auto e = proto::decode_error(f.payload);
+    return e ? proto::make_error_code(e->code) : e.error();
+  }
+  if (f.header.type != MsgType::status) return proto::errc::malformed_frame;
+  auto st = proto::decode_status(f.payload);
+  if (!st) return st.error();
+  apply_status(*st);
+  return {};
+}
+
+SessionEnd Session::overheated() {
+  status_.phase = SlotPhase::attention;
+  status_.detail = "over-temperature: charging could not be stopped; footage stays on the camera";
+  return SessionEnd::overheated;
 }
 
 asio::awaitable<error_code> Session::list_all() {
@@ -243,7 +347,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   std::uint64_t next_chunk = keep / m.chunk_size;   // first chunk not yet written
   std::uint64_t next_request = next_chunk;
   std::uint64_t durable = keep;
-  std::deque<std::pair<std::uint32_t, std::uint64_t>> in_flight;  // (request id, chunk)
+  std::deque<Pending> in_flight;
   std::map<std::uint64_t, unsigned> failures;
   bool draining = false;  // a chunk failed: discard replies in flight, then ask again from it
   const auto started = Clock::now();
@@ -253,14 +357,30 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   std::string quarantine_reason;
   while (next_chunk < chunks) {
     while (!draining && in_flight.size() < reads_in_flight_ && next_request < chunks) {
-      proto::Read r{seq, next_request * m.chunk_size, m.chunk_length(next_request)};
-      std::uint32_t id = 0;
-      if (auto ec = co_await send(MsgType::read, proto::encode(r), id)) {
+      // Battery and temperature are watched during long pulls too: a status poll or a charging
+      // change travels between READs (replies keep their order, PROTOCOL.md 4.1).
+      Pending p;
+      proto::Bytes payload;
+      if (charge_wanted_) {
+        p.type = MsgType::set_charging;
+        p.allow = *charge_wanted_;
+        charge_wanted_.reset();
+        payload = proto::encode(proto::SetCharging{p.allow});
+      } else if (Clock::now() >= next_status_ &&
+                 std::none_of(in_flight.begin(), in_flight.end(), [](const Pending& q) { return q.type == MsgType::status_get; })) {
+        p.type = MsgType::status_get;
+        next_status_ = Clock::now() + dock_.cfg_.status_interval;
+      } else {
+        p.chunk = next_request;
+        payload = proto::encode(proto::Read{seq, next_request * m.chunk_size, m.chunk_length(next_request)});
+      }
+      if (auto ec = co_await send(p.type, payload, p.id)) {
         link_error_ = ec;
         end = PullEnd::link_failed;
         break;
       }
-      in_flight.emplace_back(id, next_request++);
+      if (p.type == MsgType::read) ++next_request;
+      in_flight.push_back(p);
     }
     if (end != PullEnd::spooled) break;
     auto f = co_await receive();
@@ -269,13 +389,26 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
       end = PullEnd::link_failed;
       break;
     }
-    if (in_flight.empty() || f->header.request_id != in_flight.front().first) {
+    if (in_flight.empty() || f->header.request_id != in_flight.front().id) {
       link_error_ = proto::errc::bad_request;
       end = PullEnd::link_failed;
       break;
     }
-    const auto chunk = in_flight.front().second;
+    const auto pending = in_flight.front();
     in_flight.pop_front();
+    if (pending.type != MsgType::read) {
+      if (auto ec = side_reply(pending, *f)) {
+        link_error_ = ec;
+        end = PullEnd::link_failed;
+        break;
+      }
+      if (overheated_) {
+        end = PullEnd::link_failed;  // stop here: what arrived is kept, the port goes dark
+        break;
+      }
+      continue;
+    }
+    const auto chunk = pending.chunk;
     if (draining) {
       dock_.totals_.reread_bytes += m.chunk_length(chunk);
       if (in_flight.empty()) {
@@ -353,6 +486,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
         end = PullEnd::link_failed;
         break;
       }
+      if (in_flight.front().type != MsgType::read) (void)side_reply(in_flight.front(), *f);
     }
   }
   if (end == PullEnd::link_failed || end == PullEnd::skipped) {
@@ -468,6 +602,7 @@ asio::awaitable<SessionEnd> Session::run() {
   status_.phase = SlotPhase::authenticating;
   if (auto ec = co_await handshake()) co_return end_with(ec, "hello");
   if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
+  if (overheated_) co_return overheated();
   if (auto ec = co_await list_all()) co_return end_with(ec, "listing");
 
   auto rows = co_await dock_.live_segments(serial_);
@@ -489,7 +624,10 @@ asio::awaitable<SessionEnd> Session::run() {
   status_.phase = SlotPhase::syncing;
   for (auto& row : to_pull) {
     const auto end = co_await pull(std::move(row));
+    if (overheated_) co_return overheated();
     if (end == PullEnd::link_failed) co_return end_with(link_error_, "pull");
+    if (auto ec = co_await settle_charging()) co_return end_with(ec, "charging");
+    if (overheated_) co_return overheated();
     if (auto ec = co_await erase_confirmed()) co_return end_with(ec, "erase");
   }
   status_.mbps = 0;
@@ -519,16 +657,45 @@ asio::awaitable<SessionEnd> Session::run() {
     asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::seconds(2));
     co_await (dock_.stored_.wait() || tick.async_wait(asio::use_awaitable));
     if (auto ec = co_await refresh_status()) co_return end_with(ec, "waiting for storage");
+    if (overheated_) co_return overheated();
   }
+  SessionEnd end = SessionEnd::done;
   if (attention_) {
     status_.phase = SlotPhase::attention;
     log(Level::warning, tag_, ": finished with attention: ", status_.detail);
-    co_return SessionEnd::attention;
+    end = SessionEnd::attention;
+  } else {
+    status_.phase = SlotPhase::done;
+    status_.detail = "all stored and erased: safe to undock";
+    log(Level::notice, tag_, ": done, safe to undock");
   }
-  status_.phase = SlotPhase::done;
-  status_.detail = "all stored and erased: safe to undock";
-  log(Level::notice, tag_, ": done, safe to undock");
-  co_return SessionEnd::done;
+  if (!synced_) co_return end;
+  synced_(end);
+  co_return co_await watch_docked();
+}
+
+asio::awaitable<SessionEnd> Session::watch_docked() {
+  // The camera only ever answers, so while it sits idle a read completes only when the link
+  // fails (undocked, closed): it wakes us at once instead of at the next poll.
+  for (;;) {
+    asio::steady_timer tick(co_await asio::this_coro::executor, dock_.cfg_.status_interval);
+    Bytes unsolicited;
+    auto r = co_await (link_.read(unsolicited) || tick.async_wait(asio::use_awaitable));
+    if (r.index() == 0) {
+      const auto ec = std::get<0>(r);
+      if (ec == usb::link_errc::disconnected) {
+        log(Level::info, tag_, ": undocked");
+        status_ = SlotStatus{};
+        status_.index = slot_;
+        co_return SessionEnd::unplugged;
+      }
+      if (ec) co_return end_with(ec, "the after-sync watch");
+      log(Level::error, tag_, ": camera sent ", unsolicited.size(), " bytes nobody asked for; session ends");
+      co_return end_with(proto::errc::malformed_frame, "the after-sync watch");
+    }
+    if (auto ec = co_await refresh_status()) co_return end_with(ec, "the after-sync watch");
+    if (overheated_) co_return overheated();
+  }
 }
 
 asio::awaitable<SessionEnd> Session::run_guarded() {
@@ -548,8 +715,8 @@ asio::awaitable<SessionEnd> Session::run_guarded() {
   co_return SessionEnd::failed;
 }
 
-asio::awaitable<SessionEnd> Dock::run_session(unsigned slot, usb::CameraLink& link) {
-  Session session(*this, slot, link);
+asio::awaitable<SessionEnd> Dock::run_session(unsigned slot, usb::CameraLink& link, std::function<void(SessionEnd)> synced) {
+  Session session(*this, slot, link, std::move(synced));
   co_return co_await session.run_guarded();
 }
 

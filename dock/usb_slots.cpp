@@ -146,14 +146,30 @@ asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
 }
 
 asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link) {
-  const auto end = co_await dock_.run_session(slot, *link);
+  // A synced camera stays in the session, watched for battery and temperature, until undocked.
+  bool reported = false;
+  auto synced = [this, slot, port, &reported](SessionEnd end) {
+    reported = true;
+    if (end == SessionEnd::done) power_cycles_.erase(port);
+    if (on_session_end) on_session_end(slot, end, false);
+  };
+  const auto end = co_await dock_.run_session(slot, *link, synced);
   co_await link->shutdown();
   links_.erase(port);
   link.reset();
   bool retrying = false;
-  if (end == SessionEnd::unresponsive) retrying = co_await power_cycle(slot, port, "camera not answering");
-  else if (end == SessionEnd::done) power_cycles_.erase(port);
-  if (on_session_end) on_session_end(slot, end, retrying);
+  if (end == SessionEnd::unresponsive) {
+    retrying = co_await power_cycle(slot, port, "camera not answering");
+  } else if (end == SessionEnd::overheated && power_) {
+    // Safety before footage: the footage stays on the camera; the port stays dark until an
+    // admin acts (or the dock restarts).
+    log(Level::error, "slot ", slot, " usb ", port, ": switching the port off: the camera overheats and keeps charging");
+    if (auto ec = co_await power_->switch_port(port, false))
+      log(Level::error, "slot ", slot, " usb ", port, ": cannot switch the port off (", power_->describe(), "): ", ec.message());
+    else
+      given_up_.insert(port);
+  }
+  if (!reported && on_session_end) on_session_end(slot, end, retrying);
 }
 
 }  // namespace bodydock::dock

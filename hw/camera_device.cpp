@@ -232,6 +232,13 @@ std::map<std::uint64_t, proto::Digest> CameraDevice::read_erase_log(const std::f
 void CameraDevice::reset_session() {
   parser_ = proto::FrameParser{};
   hello_done_ = false;
+  charge_allowed_ = true;
+}
+
+bool CameraDevice::charging() const { return (charge_allowed_ || faults_.charger_uncontrollable) && spec_.battery_pct < 100; }
+
+std::int16_t CameraDevice::temperature_dc() const {
+  return static_cast<std::int16_t>(spec_.temperature_dc + (charging() ? faults_.charge_heat_dc : 0));
 }
 
 Bytes CameraDevice::handle(ByteView out_transfer) {
@@ -285,10 +292,12 @@ void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
     }
     case MsgType::status_get: {
       if (auto s = proto::decode_status_get(p); !s) return refuse(s.error());
+      ++status_polls_;
       proto::Status st;
       st.battery_pct = spec_.battery_pct;
-      st.charging = spec_.battery_pct < 100;
-      st.temperature_dc = spec_.temperature_dc;
+      st.charging = charging();
+      st.temperature_dc = temperature_dc();
+      if (st.charging) ++spec_.battery_pct;  // a coarse model: one percent per status poll
       st.storage_total = spec_.storage_total;
       for (const auto& m : manifests_)
         if (!erased_.contains(m.seq)) {
@@ -320,6 +329,13 @@ void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
       auto e = proto::decode_erase(p);
       if (!e) return refuse(e.error());
       return serve_erase(out, id, *e);
+    }
+    case MsgType::set_charging: {
+      auto c = proto::decode_set_charging(p);
+      if (!c) return refuse(c.error());
+      charge_allowed_ = c->allow;
+      charge_requests_.push_back(c->allow);
+      return reply(out, MsgType::set_charging_ok, id, proto::encode(proto::SetChargingOk{charging()}));
     }
     default:
       return reply_error(out, id, errc::bad_request, "reply types are not requests");

@@ -42,6 +42,11 @@ struct CameraSpec {
 struct DeviceFaults {
   /// (seq, chunk index) -> how many more times that chunk is served with one bit flipped.
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint32_t> corrupt_chunk;
+  /// A battery that heats while it charges: reported temperature is this much above the
+  /// resting temperature whenever the camera charges (tenths of a degree).
+  std::int16_t charge_heat_dc = 0;
+  /// A charger the firmware cannot switch off: SET_CHARGING allow=0 is answered "still charging".
+  bool charger_uncontrollable = false;
 };
 
 class CameraDevice {
@@ -62,6 +67,12 @@ class CameraDevice {
   [[nodiscard]] bool is_erased(std::uint64_t seq) const { return erased_.contains(seq); }
   [[nodiscard]] const std::set<std::uint64_t>& erased() const { return erased_; }
   [[nodiscard]] std::uint64_t bytes_served() const { return bytes_served_; }
+  [[nodiscard]] bool charging() const;
+  [[nodiscard]] std::int16_t temperature_dc() const;
+  [[nodiscard]] std::uint8_t battery_pct() const { return spec_.battery_pct; }
+  [[nodiscard]] unsigned status_polls() const { return status_polls_; }
+  /// SET_CHARGING requests received: (allow) in order.
+  [[nodiscard]] const std::vector<bool>& charge_requests() const { return charge_requests_; }
   DeviceFaults& faults() { return faults_; }
   /// Called before an erase is acknowledged; tests use it to check the store at that instant.
   std::function<void(const proto::Manifest&)> on_erase;
@@ -87,8 +98,11 @@ class CameraDevice {
   std::optional<std::filesystem::path> dir_;
   proto::FrameParser parser_;
   bool hello_done_ = false;
+  bool charge_allowed_ = true;   ///< by the dock (SET_CHARGING); every docking starts allowed
   DeviceFaults faults_;
   std::uint64_t bytes_served_ = 0;
+  unsigned status_polls_ = 0;
+  std::vector<bool> charge_requests_;
 };
 
 }  // namespace bodydock::hw

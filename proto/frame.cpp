@@ -9,7 +9,7 @@ bool is_known_type(std::uint8_t t) noexcept {
     case MsgType::hello: case MsgType::status_get: case MsgType::set_time: case MsgType::list:
     case MsgType::read: case MsgType::erase: case MsgType::hello_ok: case MsgType::status:
     case MsgType::set_time_ok: case MsgType::list_ok: case MsgType::data: case MsgType::erase_ok:
-    case MsgType::error:
+    case MsgType::set_charging: case MsgType::set_charging_ok: case MsgType::error:
       return true;
   }
   return false;
@@ -29,6 +29,8 @@ const char* type_name(MsgType t) noexcept {
     case MsgType::list_ok: return "LIST_OK";
     case MsgType::data: return "DATA";
     case MsgType::erase_ok: return "ERASE_OK";
+    case MsgType::set_charging: return "SET_CHARGING";
+    case MsgType::set_charging_ok: return "SET_CHARGING_OK";
     case MsgType::error: return "ERROR";
   }
   return "UNKNOWN";

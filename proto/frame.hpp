@@ -28,12 +28,14 @@ enum class MsgType : std::uint8_t {
   list = 0x04,
   read = 0x05,
   erase = 0x06,
+  set_charging = 0x07,
   hello_ok = 0x81,
   status = 0x82,
   set_time_ok = 0x83,
   list_ok = 0x84,
   data = 0x85,
   erase_ok = 0x86,
+  set_charging_ok = 0x87,
   error = 0xFF,
 };
 

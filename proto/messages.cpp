@@ -221,6 +221,22 @@ boost::system::result<EraseOk> decode_erase_ok(ByteView in) {
   return done(r, m);
 }
 
+namespace {
+/// A bool field (PROTOCOL.md section 3): 0 or 1, anything else is bad_request.
+template <typename T>
+boost::system::result<T> decode_one_bool(ByteView in) {
+  Reader r(in);
+  const auto v = r.u8();
+  if (r.ok() && v > 1) return make_error_code(errc::bad_request);
+  return done(r, T{v == 1});
+}
+}  // namespace
+
+Bytes encode(const SetCharging& m) { return {static_cast<std::uint8_t>(m.allow ? 1 : 0)}; }
+boost::system::result<SetCharging> decode_set_charging(ByteView in) { return decode_one_bool<SetCharging>(in); }
+Bytes encode(const SetChargingOk& m) { return {static_cast<std::uint8_t>(m.charging ? 1 : 0)}; }
+boost::system::result<SetChargingOk> decode_set_charging_ok(ByteView in) { return decode_one_bool<SetChargingOk>(in); }
+
 Bytes encode(const ErrorReply& m) {
   Bytes b;
   Writer w(b);

@@ -64,6 +64,8 @@ struct Erase {
   Bytes receipt;                     ///< v1: SHA-256 of the object as confirmed by storage
 };
 struct EraseOk { std::uint64_t seq = 0; };
+struct SetCharging { bool allow = true; };     // host -> device: may the battery charge from the dock
+struct SetChargingOk { bool charging = false; };  // device -> host: whether it charges now
 struct ErrorReply {
   errc code = errc::internal;
   std::string message;
@@ -85,6 +87,8 @@ Bytes encode(const Read&);
 Bytes encode_data_header(std::uint64_t seq, std::uint64_t offset);
 Bytes encode(const Erase&);
 Bytes encode(const EraseOk&);
+Bytes encode(const SetCharging&);
+Bytes encode(const SetChargingOk&);
 Bytes encode(const ErrorReply&);
 
 boost::system::result<Hello> decode_hello(ByteView);
@@ -99,6 +103,8 @@ boost::system::result<Read> decode_read(ByteView);
 boost::system::result<Data> decode_data(ByteView);
 boost::system::result<Erase> decode_erase(ByteView);
 boost::system::result<EraseOk> decode_erase_ok(ByteView);
+boost::system::result<SetCharging> decode_set_charging(ByteView);
+boost::system::result<SetChargingOk> decode_set_charging_ok(ByteView);
 boost::system::result<ErrorReply> decode_error(ByteView);
 
 /// Picks the highest version both ranges share, or 0.

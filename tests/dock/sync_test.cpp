@@ -344,4 +344,63 @@ BOOST_AUTO_TEST_CASE(redocking_a_synced_camera_finds_nothing_to_do) {
   BOOST_CHECK_EQUAL(d2.totals().pulled_bytes, 0u);
 }
 
+// Over-temperature while charging (PROTOCOL.md 4.10): the dock stops charging, raises an alert
+// on the slot, and the sync itself carries on to the end.
+BOOST_AUTO_TEST_CASE(an_overheating_camera_stops_charging_and_still_syncs) {
+  auto& cam = camera(spec("BC-700", 2, kMiB));
+  cam.faults().charge_heat_dc = 200;  // 31 C resting, 51 C while charging
+  guard_erases(cam);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d(ioc, config(1), sink);
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::done);
+  check_stored(cam);
+  BOOST_CHECK(!cam.charging());
+  BOOST_REQUIRE_EQUAL(cam.charge_requests().size(), 1u);
+  BOOST_CHECK(!cam.charge_requests()[0]);
+  const auto& slot = d.slots()[0];
+  BOOST_CHECK(slot.charge_stopped_hot);
+  BOOST_CHECK(!slot.charging);
+  BOOST_CHECK_MESSAGE(slot.alert.find("over-temperature 51.0 C: charging stopped") != std::string::npos, slot.alert);
+}
+
+// Status polls and charging changes travel in the READ pipeline during a long pull; with no
+// cool-down the dock stops and resumes charging as the camera heats and cools, and every byte
+// still arrives intact (replies are matched by id and kind).
+BOOST_AUTO_TEST_CASE(status_and_charging_requests_interleave_with_reads) {
+  auto& cam = camera(spec("BC-701", 2, 4 * kMiB, 16 * 1024));
+  cam.faults().charge_heat_dc = 200;
+  guard_erases(cam);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  auto cfg = config(1);
+  cfg.status_interval = std::chrono::milliseconds(0);  // a poll whenever a request slot is free
+  cfg.charge_cooldown = std::chrono::milliseconds(0);
+  dock::Dock d(ioc, cfg, sink);
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::done);
+  check_stored(cam);
+  BOOST_TEST_MESSAGE("status polls " << cam.status_polls() << ", charging requests " << cam.charge_requests().size());
+  BOOST_CHECK_GT(cam.status_polls(), 20u);
+  BOOST_CHECK_GT(cam.charge_requests().size(), 4u);
+  for (std::size_t i = 0; i < cam.charge_requests().size(); ++i)
+    BOOST_CHECK_EQUAL(cam.charge_requests()[i], i % 2 == 1);  // stop, resume, stop, ...
+}
+
+// A camera that keeps charging when told to stop while too hot cannot be made safe over the
+// protocol: the session ends `overheated` (its port is switched off by the USB layer), nothing is
+// erased, and the slot shows attention with the reason.
+BOOST_AUTO_TEST_CASE(a_camera_that_keeps_charging_while_hot_ends_the_session_overheated) {
+  auto& cam = camera(spec("BC-702", 2, kMiB));
+  cam.faults().charge_heat_dc = 200;
+  cam.faults().charger_uncontrollable = true;
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d(ioc, config(1), sink);
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::overheated);
+  BOOST_CHECK(cam.erased().empty());
+  const auto& slot = d.slots()[0];
+  BOOST_CHECK(slot.phase == dock::SlotPhase::attention);
+  BOOST_CHECK_MESSAGE(slot.alert.find("does not stop charging") != std::string::npos, slot.alert);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -209,4 +209,41 @@ BOOST_AUTO_TEST_CASE(status_reports_storage_and_battery) {
   BOOST_CHECK_EQUAL(st->segment_count, 7u);
 }
 
+// Charging (PROTOCOL.md 4.10): status shows charge and temperature, SET_CHARGING stops and resumes
+// it, a hot-when-charging battery cools when charging stops, and a new docking allows charging.
+BOOST_AUTO_TEST_CASE(set_charging_stops_and_resumes_the_charger) {
+  auto spec = small_spec();
+  spec.battery_pct = 50;
+  spec.temperature_dc = 300;
+  hw::CameraDevice dev(spec);
+  dev.faults().charge_heat_dc = 200;
+  hello(dev);
+  auto st = proto::decode_status(ask(dev, MsgType::status_get, {}).payload);
+  BOOST_REQUIRE(st);
+  BOOST_CHECK(st->charging);
+  BOOST_CHECK_EQUAL(st->temperature_dc, 500);
+  BOOST_CHECK_EQUAL(st->battery_pct, 50);
+
+  auto ok = ask(dev, MsgType::set_charging, proto::encode(proto::SetCharging{false}));
+  BOOST_REQUIRE(ok.header.type == MsgType::set_charging_ok);
+  BOOST_CHECK(!proto::decode_set_charging_ok(ok.payload)->charging);
+  st = proto::decode_status(ask(dev, MsgType::status_get, {}).payload);
+  BOOST_CHECK(!st->charging);
+  BOOST_CHECK_EQUAL(st->temperature_dc, 300);
+  BOOST_CHECK_EQUAL(st->battery_pct, 51);
+
+  ok = ask(dev, MsgType::set_charging, proto::encode(proto::SetCharging{true}));
+  BOOST_CHECK(proto::decode_set_charging_ok(ok.payload)->charging);
+  BOOST_CHECK(error_of(ask(dev, MsgType::set_charging, Bytes{7})) == proto::errc::bad_request);
+
+  ask(dev, MsgType::set_charging, proto::encode(proto::SetCharging{false}));
+  dev.reset_session();  // undocked and docked again
+  BOOST_CHECK(dev.charging());
+
+  dev.faults().charger_uncontrollable = true;
+  hello(dev);
+  ok = ask(dev, MsgType::set_charging, proto::encode(proto::SetCharging{false}));
+  BOOST_CHECK(proto::decode_set_charging_ok(ok.payload)->charging);  // says so honestly
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -100,6 +100,14 @@ BOOST_AUTO_TEST_CASE(small_messages_round_trip) {
   BOOST_CHECK_EQUAL(decode_set_time_ok(encode(SetTimeOk{77}))->adjusted_by_ms, 77);
   BOOST_CHECK_EQUAL(decode_erase_ok(encode(EraseOk{12}))->seq, 12u);
   fail_matrix(encode(EraseOk{12}), [](ByteView b) { return bool(decode_erase_ok(b)); });
+  for (bool v : {false, true}) {
+    BOOST_CHECK_EQUAL(decode_set_charging(encode(SetCharging{v}))->allow, v);
+    BOOST_CHECK_EQUAL(decode_set_charging_ok(encode(SetChargingOk{v}))->charging, v);
+  }
+  fail_matrix(encode(SetCharging{true}), [](ByteView b) { return bool(decode_set_charging(b)); });
+  fail_matrix(encode(SetChargingOk{false}), [](ByteView b) { return bool(decode_set_charging_ok(b)); });
+  BOOST_CHECK(decode_set_charging(Bytes{2}).error() == errc::bad_request);  // a bool is 0 or 1 (section 3)
+  BOOST_CHECK(decode_set_charging_ok(Bytes{0xFF}).error() == errc::bad_request);
 }
 
 BOOST_AUTO_TEST_CASE(list_round_trip_and_limits) {

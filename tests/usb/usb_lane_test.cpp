@@ -213,35 +213,47 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-asio::awaitable<void> until_all_ended(dock::Dock& d, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
+/// Waits for `want` session ends, then stops the dock and closes the links of cameras still
+/// docked (synced cameras stay in their session, watched, until undocked).
+asio::awaitable<void> until_all_ended(dock::Dock& d, dock::UsbSlots* slots, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
   while (ended < want) co_await changed.wait();
   d.stop();
+  if (!slots) co_return;
+  slots->close_all();
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (slots->active() > 0) {
+    t.expires_after(std::chrono::milliseconds(10));
+    co_await t.async_wait(asio::use_awaitable);
+  }
 }
 
-asio::awaitable<void> dock_until(dock::Dock& d, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
-  co_await (d.run_uploader() && until_all_ended(d, ended, want, changed));
+asio::awaitable<void> dock_until(dock::Dock& d, dock::UsbSlots* slots, std::size_t& ended, std::size_t want, usb::AsyncEvent& changed) {
+  co_await (d.run_uploader() && until_all_ended(d, slots, ended, want, changed));
 }
 
 /// A dock over real libusb, started after the emulated bus is populated (so the cameras are
 /// present at start-up), recording how each session on it ended.
 struct UsbDockRig {
-  UsbDockRig(const test::TempDir& dir, unsigned slots, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
+  UsbDockRig(const test::TempDir& dir, unsigned slots, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000),
+             std::chrono::milliseconds status_interval = std::chrono::milliseconds(5000))
       : sink(dir / "store", pool), dock(ioc, [&] {
           dock::DockConfig cfg;
           cfg.state_dir = dir / "state";
           cfg.slots = slots;
           cfg.request_timeout = timeout;
+          cfg.status_interval = status_interval;
           return cfg;
         }(), sink) {}
   /// Wires `slots` to record session ends; a session followed by a power cycle is not final.
   void watch(dock::UsbSlots& slots) {
+    watched = &slots;
     slots.on_session_end = [this](unsigned slot, SessionEnd end, bool retrying) {
       ends.push_back({slot, end, retrying});
       if (!retrying) ++ended;
       changed.notify();
     };
   }
-  void run_until_ended(std::size_t sessions) { test::run_with_watchdog(ioc, dock_until(dock, ended, sessions, changed)); }
+  void run_until_ended(std::size_t sessions) { test::run_with_watchdog(ioc, dock_until(dock, watched, ended, sessions, changed)); }
 
   struct End {
     unsigned slot;
@@ -255,6 +267,7 @@ struct UsbDockRig {
   dock::Dock dock;
   std::vector<End> ends;
   std::size_t ended = 0;
+  dock::UsbSlots* watched = nullptr;
   usb::AsyncEvent changed{ioc.get_executor()};
 };
 
@@ -503,4 +516,90 @@ BOOST_AUTO_TEST_CASE(a_port_that_never_enumerates_becomes_a_slot_fault_after_bou
   BOOST_CHECK_NE(slot.detail.find("does not enumerate after 2 power cycles"), std::string::npos);
   BOOST_CHECK_EQUAL(power.cycles("1-1.11"), 2u);
   BOOST_CHECK(power.is_on("1-1.11"));
+}
+
+namespace {
+
+asio::awaitable<void> wait_for(std::function<bool()> done) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (!done()) {
+    t.expires_after(std::chrono::milliseconds(10));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+}
+
+/// After the sync, the docked camera charges (battery rises, polled while docked); then it is
+/// undocked and the slot shows empty at once.
+asio::awaitable<void> charge_then_undock(UsbDockRig& rig, dock::UsbSlots& slots, hw::UmockdevBus& bus, int& battery_at_sync, int& battery_later) {
+  co_await wait_for([&] { return rig.ended >= 1; });
+  const auto& slot = rig.dock.slots()[0];
+  battery_at_sync = slot.battery_pct;
+  co_await wait_for([&] { return slot.battery_pct >= battery_at_sync + 3; });
+  battery_later = slot.battery_pct;
+  BOOST_CHECK(slot.phase == dock::SlotPhase::done);
+  BOOST_CHECK(slot.charging);
+  BOOST_CHECK(slot.temperature_c.has_value());
+  bus.unplug(12);
+  co_await wait_for([&] { return slots.active() == 0; });
+  rig.dock.stop();
+}
+
+asio::awaitable<void> run_scenario(UsbDockRig& rig, asio::awaitable<void> scenario) {
+  co_await (rig.dock.run_uploader() && std::move(scenario));
+}
+
+}  // namespace
+
+// A synced camera stays in its session while docked: its status is polled, so the slot shows the
+// battery charging; an undock ends the session and empties the slot.
+BOOST_AUTO_TEST_CASE(a_docked_camera_is_watched_while_it_charges_and_its_undock_is_seen) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  auto s = spec("BC-CHG1", 1, kMiB);
+  s.battery_pct = 60;
+  hw::CameraDevice cam(s);
+  bus.plug(12, cam);
+  UsbDockRig rig(dir, 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(20));
+  dock::UsbSlots slots(rig.dock, rig.usb, {{"1-1.12", 1}}, usb::CameraMatch{}, {});
+  rig.watch(slots);
+  slots.start();
+  int at_sync = -1, later = -1;
+  test::run_with_watchdog(rig.ioc, run_scenario(rig, charge_then_undock(rig, slots, bus, at_sync, later)));
+  BOOST_TEST_MESSAGE("battery at sync " << at_sync << "%, later " << later << "%");
+  BOOST_CHECK_GE(later, at_sync + 3);
+  BOOST_CHECK(rig.dock.slots()[0].phase == dock::SlotPhase::empty);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 1u);
+  BOOST_CHECK(rig.ends[0].end == SessionEnd::done);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 1u);
+}
+
+// A camera that overheats and cannot stop charging gets its port switched off (footage stays on
+// it; nothing erased), and the slot shows a fault until an admin acts.
+BOOST_AUTO_TEST_CASE(a_camera_that_overheats_and_keeps_charging_has_its_port_switched_off) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  hw::CameraDevice cam(spec("BC-CHG2", 2, kMiB));
+  cam.faults().charge_heat_dc = 200;
+  cam.faults().charger_uncontrollable = true;
+  bus.plug(13, cam);
+  UsbDockRig rig(dir, 1);
+  hw::VirtualPortPower power;
+  power.on_change = [&](const std::string&, bool on) {
+    if (!on) bus.unplug(13);
+  };
+  dock::UsbSlots slots(rig.dock, rig.usb, {{"1-1.13", 1}}, usb::CameraMatch{}, {});
+  dock::UsbSlots::PowerPolicy policy;
+  policy.enumerate_timeout = std::chrono::milliseconds(50);
+  slots.set_port_power(&power, policy);
+  rig.watch(slots);
+  slots.start();
+  rig.run_until_ended(1);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 1u);
+  BOOST_CHECK(rig.ends[0].end == SessionEnd::overheated);
+  BOOST_CHECK(!power.is_on("1-1.13"));
+  BOOST_CHECK_EQUAL(power.cycles("1-1.13"), 1u);
+  BOOST_CHECK(cam.erased().empty());
+  const auto& slot = rig.dock.slots()[0];
+  BOOST_CHECK(slot.phase == dock::SlotPhase::attention);
+  BOOST_CHECK_NE(slot.alert.find("port power off"), std::string::npos);
 }
