@@ -387,6 +387,8 @@ int run_demo(const std::vector<std::string>& args) {
       run.usb = std::make_unique<usb::UsbContext>(run.ioc.get_executor(), [](usb::UsbContext::LogLevel l, std::string_view line) {
         log(l == usb::UsbContext::LogLevel::error ? Level::error : l == usb::UsbContext::LogLevel::warning ? Level::warning : Level::debug, line);
       });
+      // The emulated device nodes cannot be polled; the bus says when a transfer may be done.
+      run.usb->add_readiness_source(run.bus->readiness_fd());
     }
     DockConfig cfg;
     cfg.state_dir = state;

@@ -3,7 +3,10 @@
 #include <umockdev.h>
 
 #include <linux/usbdevice_fs.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -88,7 +91,15 @@ struct UmockdevBus::Port {
   };
   std::deque<Urb> in_urbs;                   ///< bulk IN, waiting for data
   std::deque<Urb> done;                      ///< completed (OUT), ready to reap
-  std::deque<std::uint8_t> in_stream;        ///< bytes the device queued on IN
+  /// Bytes the device queued on IN, as the replies it produced; `in_front` bytes of the first
+  /// are already sent.
+  std::deque<proto::Bytes> in_stream;
+  std::size_t in_front = 0;
+  std::size_t in_queued = 0;
+  /// Whether the ioctl client (libusb) runs in this process, so URB buffers can be written in
+  /// place instead of copied through umockdev's socket; probed on the first URB.
+  std::optional<bool> client_here;
+  int wake_fd = -1;  ///< the bus's readiness eventfd: signalled when a reap may succeed
   bool unplugged = false;   ///< the cable is out: URBs fail with ENODEV
   bool removed = false;     ///< the removal uevent went out
   bool hang = false;
@@ -148,6 +159,39 @@ int hub_control(UmockdevBus::Port& hub, std::uint8_t* buf, int buffer_length, in
 
 usbdevfs_urb* urb_of(UMockdevIoctlData* d) { return reinterpret_cast<usbdevfs_urb*>(d->data); }
 
+/// True when the URB at the client's address reads, in this process's own memory, exactly as
+/// umockdev's copy of it: the ioctl came from this process. process_vm_readv on ourselves
+/// cannot fault, whatever the address.
+bool client_in_this_process(const UMockdevIoctlData* urb) {
+  std::array<std::uint8_t, sizeof(usbdevfs_urb)> here{};
+  iovec local{here.data(), here.size()};
+  iovec remote{reinterpret_cast<void*>(urb->client_addr), here.size()};
+  if (::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(here.size())) return false;
+  return std::memcmp(here.data(), urb->data, here.size()) == 0;
+}
+
+/// Tells the host a reap may now succeed, as the kernel does by making a usbfs fd writable.
+void wake(const UmockdevBus::Port& port) {
+  if (port.wake_fd >= 0) (void)::eventfd_write(port.wake_fd, 1);
+}
+
+/// Moves `n` queued IN bytes to `dst`.
+void take_in(UmockdevBus::Port& port, std::uint8_t* dst, std::size_t n) {
+  port.in_queued -= n;
+  while (n > 0) {
+    auto& front = port.in_stream.front();
+    const auto k = std::min(n, front.size() - port.in_front);
+    std::memcpy(dst, front.data() + port.in_front, k);
+    dst += k;
+    n -= k;
+    port.in_front += k;
+    if (port.in_front == front.size()) {
+      port.in_stream.pop_front();
+      port.in_front = 0;
+    }
+  }
+}
+
 /// Hands one URB back to libusb through the REAPURBNDELAY argument.
 void reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg, UMockdevIoctlData* urb) {
   UMockdevIoctlData* slot = umockdev_ioctl_data_resolve(arg, 0, sizeof(void*), nullptr);
@@ -157,7 +201,26 @@ void reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg, UMockdevIoctlData
   g_object_unref(urb);
 }
 
-gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
+gboolean serve_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user);
+
+gboolean on_ioctl(UMockdevIoctlBase* base, UMockdevIoctlClient* client, gpointer user) {
+  const gulong request = umockdev_ioctl_client_get_request(client);
+  auto* port = static_cast<UmockdevBus::Port*>(user);
+  const gboolean handled = serve_ioctl(base, client, user);
+  if (request == USBDEVFS_SUBMITURB || request == USBDEVFS_DISCARDURB) {
+    bool reapable = false;
+    {
+      std::lock_guard lock(port->m);
+      reapable = !port->done.empty() || port->unplugged || port->stall_next ||
+                 std::any_of(port->in_urbs.begin(), port->in_urbs.end(), [](const auto& u) { return u.discarded; }) ||
+                 (!port->in_urbs.empty() && port->in_queued > 0 && !port->hang);
+    }
+    if (reapable) wake(*port);
+  }
+  return handled;
+}
+
+gboolean serve_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
   auto* port = static_cast<UmockdevBus::Port*>(user);
   UMockdevIoctlData* arg = umockdev_ioctl_client_get_arg(client);
   const gulong request = umockdev_ioctl_client_get_request(client);
@@ -191,7 +254,11 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
     case USBDEVFS_SUBMITURB: {
       UMockdevIoctlData* ud = umockdev_ioctl_data_resolve(arg, 0, sizeof(usbdevfs_urb), nullptr);
       usbdevfs_urb* u = urb_of(ud);
-      UMockdevIoctlData* bd = u->buffer_length > 0 ? umockdev_ioctl_data_resolve(ud, offsetof(usbdevfs_urb, buffer), static_cast<gsize>(u->buffer_length), nullptr) : nullptr;
+      if (!port->client_here) port->client_here = client_in_this_process(ud);
+      // An IN buffer's old contents are of no use: it is filled at reap time, in place when
+      // libusb runs in this process (no copy through umockdev's socket), else resolved then.
+      const bool need_buffer = u->buffer_length > 0 && !(u->type == USBDEVFS_URB_TYPE_BULK && (u->endpoint & 0x80));
+      UMockdevIoctlData* bd = need_buffer ? umockdev_ioctl_data_resolve(ud, offsetof(usbdevfs_urb, buffer), static_cast<gsize>(u->buffer_length), nullptr) : nullptr;
       if (u->type == USBDEVFS_URB_TYPE_CONTROL && port->is_hub && bd) {
         std::optional<std::pair<unsigned, bool>> power_event;
         int actual = 0;
@@ -216,7 +283,10 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
       } else {
         if (!port->hang && bd) {
           auto reply = port->device->handle({bd->data, static_cast<std::size_t>(u->buffer_length)});
-          port->in_stream.insert(port->in_stream.end(), reply.begin(), reply.end());
+          if (!reply.empty()) {
+            port->in_queued += reply.size();
+            port->in_stream.push_back(std::move(reply));
+          }
         }
         u->actual_length = u->buffer_length;
         u->status = 0;
@@ -255,11 +325,11 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
         reap(client, arg, urb.data);
         return TRUE;
       }
-      if (!port->in_urbs.empty() && !port->in_stream.empty() && !port->hang) {
+      if (!port->in_urbs.empty() && port->in_queued > 0 && !port->hang) {
         auto urb = port->in_urbs.front();
         port->in_urbs.pop_front();
         usbdevfs_urb* u = urb_of(urb.data);
-        auto n = std::min<std::size_t>(static_cast<std::size_t>(u->buffer_length), port->in_stream.size());
+        auto n = std::min<std::size_t>(static_cast<std::size_t>(u->buffer_length), port->in_queued);
         if (port->bytes_in + n >= port->unplug_at) {
           n = static_cast<std::size_t>(port->unplug_at - std::min(port->bytes_in, port->unplug_at));
           port->unplugged = true;  // this transfer still carries the bytes before the cut
@@ -268,9 +338,14 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
           n = static_cast<std::size_t>(port->hang_at - std::min(port->bytes_in, port->hang_at));
           port->hang = true;  // firmware wedged: silent from here on
         }
-        auto* dst = static_cast<std::uint8_t*>(u->buffer);
-        std::copy_n(port->in_stream.begin(), n, dst);
-        port->in_stream.erase(port->in_stream.begin(), port->in_stream.begin() + static_cast<std::ptrdiff_t>(n));
+        UMockdevIoctlData* bd = nullptr;
+        auto* dst = static_cast<std::uint8_t*>(u->buffer);  // the client's address
+        if (n > 0 && !*port->client_here) {
+          bd = umockdev_ioctl_data_resolve(urb.data, offsetof(usbdevfs_urb, buffer), n, nullptr);
+          dst = bd->data;
+        }
+        take_in(*port, dst, n);
+        if (bd) g_object_unref(bd);
         u->actual_length = static_cast<int>(n);
         u->status = 0;
         port->bytes_in += n;
@@ -302,15 +377,18 @@ gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user
 struct UmockdevBus::Impl {
   UMockdevTestbed* testbed = nullptr;
   std::unique_ptr<Port> hub;
+  int wake_fd = -1;
   std::map<unsigned, std::unique_ptr<Port>> ports;
   int next_devnum = 3;
 };
 
 UmockdevBus::UmockdevBus() : impl_(std::make_unique<Impl>()) {
   impl_->testbed = umockdev_testbed_new();
+  impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   // The hub 1-1 answers hub class requests on its control endpoint (port power, port status).
   impl_->hub = std::make_unique<Port>();
   impl_->hub->is_hub = true;
+  impl_->hub->wake_fd = impl_->wake_fd;
   impl_->hub->powered.fill(true);
   impl_->hub->devnode = "/dev/bus/usb/001/002";
   impl_->hub->syspath = "/sys/devices/usb1/1-1";
@@ -347,6 +425,7 @@ UmockdevBus::~UmockdevBus() {
   for (auto& [n, port] : impl_->ports) release(*port);
   release(*impl_->hub);
   g_object_unref(impl_->testbed);
+  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
 }
 
 void UmockdevBus::hub_port(unsigned port_number, bool connected, bool enumerated) {
@@ -364,6 +443,8 @@ void UmockdevBus::on_port_power(std::function<void(unsigned port, bool on)> hook
   std::lock_guard lock(impl_->hub->m);
   impl_->hub->on_port_power = std::move(hook);
 }
+
+int UmockdevBus::readiness_fd() const { return impl_->wake_fd; }
 
 bool UmockdevBus::port_powered(unsigned port_number) {
   std::lock_guard lock(impl_->hub->m);
@@ -387,6 +468,8 @@ void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity i
   port->devnode = node;
   port->syspath = "/sys/devices/usb1/1-1/1-1." + std::to_string(port_number);
   port->device = &device;
+  port->wake_fd = impl_->wake_fd;
+  if (copy_through_socket_) port->client_here = false;
   device.reset_session();
   port->handler = umockdev_ioctl_base_new();
   g_signal_connect(port->handler, "handle-ioctl", G_CALLBACK(on_ioctl), port.get());
@@ -416,6 +499,7 @@ void UmockdevBus::unplug(unsigned port_number) {
     it->second->unplugged = true;  // URBs in flight now reap with -ENODEV, then ENODEV
     it->second->removed = true;
   }
+  wake(*it->second);
   umockdev_testbed_uevent(impl_->testbed, it->second->syspath.c_str(), "remove");
   hub_port(port_number, false, false);
 }
@@ -436,12 +520,14 @@ void UmockdevBus::set_hang(unsigned port_number, bool hang) {
   auto& port = impl_->ports.at(port_number);
   std::lock_guard lock(port->m);
   port->hang = hang;
+  wake(*port);
 }
 
 void UmockdevBus::stall_next_in(unsigned port_number) {
   auto& port = impl_->ports.at(port_number);
   std::lock_guard lock(port->m);
   port->stall_next = true;
+  wake(*port);
 }
 
 std::uint64_t UmockdevBus::bytes_in(unsigned port_number) {

@@ -58,12 +58,22 @@ class UmockdevBus {
   /// the hub reports a connection, the bus shows nothing. plug() replaces it.
   void attach_unenumerated(unsigned port);
 
+  /// Emulated device nodes are regular files, which epoll cannot watch. This eventfd becomes
+  /// readable whenever a URB may be reaped (as a real usbfs fd becomes writable), so the host
+  /// can handle libusb events on readiness instead of on a timer: UsbContext::add_readiness_source.
+  [[nodiscard]] int readiness_fd() const;
+  /// URB buffers are written in place when libusb runs in this process (it does in the test
+  /// binaries and the demo); this makes devices plugged afterwards copy them through umockdev's
+  /// socket instead, as they must for a client in another process.
+  void copy_through_socket() { copy_through_socket_ = true; }
+
   struct Port;  // handler state, shared with the umockdev worker thread
 
  private:
   struct Impl;
   void hub_port(unsigned port, bool connected, bool enumerated);
   std::unique_ptr<Impl> impl_;
+  bool copy_through_socket_ = false;
 };
 
 }  // namespace bodydock::hw

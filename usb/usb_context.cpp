@@ -5,7 +5,11 @@
 
 #include <libusb.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -41,7 +45,7 @@ std::string port_path(libusb_device* dev) {
 
 /// One libusb pollfd. The descriptor is released (never closed: libusb owns the fd).
 struct UsbContext::Watch {
-  Watch(asio::any_io_executor ex, int fd_, short events_) : fd(fd_), events(events_), sd(ex, fd_), retry(ex) {}
+  Watch(asio::any_io_executor ex, int fd_, short events_) : fd(fd_), events(events_), sd(ex, fd_) {}
   ~Watch() {
     sd.cancel();
     sd.release();
@@ -49,11 +53,16 @@ struct UsbContext::Watch {
   int fd;
   short events;
   asio::posix::stream_descriptor sd;
-  /// For an fd epoll cannot watch (a regular file, as under umockdev): always "ready", so
-  /// events are handled on a short timer instead of a busy loop.
-  asio::steady_timer retry;
+  /// An fd epoll cannot watch (a regular file, as under umockdev) is always "ready": it is
+  /// serviced on the shared timer instead of a busy loop.
   bool pollable = true;
 };
+
+namespace {
+std::atomic<std::uint64_t> g_completions{0};
+}  // namespace
+
+void note_transfer_completed() noexcept { g_completions.fetch_add(1, std::memory_order_relaxed); }
 
 namespace {
 
@@ -77,7 +86,7 @@ void log_trampoline(libusb_context* ctx, enum libusb_log_level level, const char
 
 }  // namespace
 
-UsbContext::UsbContext(asio::any_io_executor ex, LogFn log) : ex_(std::move(ex)), log_(std::move(log)) {
+UsbContext::UsbContext(asio::any_io_executor ex, LogFn log) : ex_(std::move(ex)), log_(std::move(log)), unpollable_timer_(ex_) {
   const int rc = libusb_init(&ctx_);
   if (rc != 0) throw std::runtime_error(std::string("libusb_init failed: ") + libusb_strerror(rc));
   if (libusb_pollfds_handle_timeouts(ctx_) != 1) {
@@ -101,6 +110,7 @@ UsbContext::~UsbContext() {
   if (hotplug_registered_) libusb_hotplug_deregister_callback(ctx_, hotplug_handle_);
   libusb_set_pollfd_notifiers(ctx_, nullptr, nullptr, nullptr);
   watches_.clear();
+  readiness_.reset();
   libusb_exit(ctx_);
   std::lock_guard lock(g_log_mutex);
   g_logs.erase(ctx_);
@@ -112,6 +122,10 @@ void UsbContext::pollfd_removed(int fd, void* self) { static_cast<UsbContext*>(s
 void UsbContext::add_watch(int fd, short events) {
   remove_watch(fd);
   auto w = std::make_shared<Watch>(ex_, fd, events);
+  // A regular file (an emulated device node) is always "ready" to epoll's eyes; waiting on it
+  // would spin the loop. It is serviced on readiness from elsewhere, or on the timer.
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) w->pollable = false;
   watches_[fd] = w;
   if (events & POLLIN) arm(w, false);
   if (events & POLLOUT) arm(w, true);
@@ -134,11 +148,42 @@ void UsbContext::arm(const std::shared_ptr<Watch>& w, bool for_write) {
     if (watches_.find(watch->fd) != watches_.end() && watches_[watch->fd] == watch) arm(watch, for_write);
   };
   if (!w->pollable) {
-    w->retry.expires_after(std::chrono::microseconds(250));
-    w->retry.async_wait([on_ready](const boost::system::error_code& ec) { on_ready(ec ? ec : asio::error::operation_not_supported); });
+    arm_unpollable();
     return;
   }
   w->sd.async_wait(for_write ? asio::posix::stream_descriptor::wait_write : asio::posix::stream_descriptor::wait_read, std::move(on_ready));
+}
+
+void UsbContext::add_readiness_source(int fd) {
+  readiness_ = std::make_unique<Watch>(ex_, fd, POLLIN);
+  arm_readiness();
+}
+
+void UsbContext::arm_readiness() {
+  readiness_->sd.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: the context is going away
+    std::uint64_t n = 0;
+    (void)::read(readiness_->fd, &n, sizeof n);  // reset the eventfd, then look at everything
+    handle_events();
+    arm_readiness();
+  });
+}
+
+void UsbContext::arm_unpollable() {
+  if (unpollable_armed_) return;
+  unpollable_armed_ = true;
+  // With a readiness source the timer is only a safety net.
+  unpollable_timer_.expires_after(readiness_ ? std::chrono::microseconds(50000) : unpollable_interval_);
+  unpollable_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: the context is going away
+    unpollable_armed_ = false;
+    if (std::none_of(watches_.begin(), watches_.end(), [](const auto& w) { return !w.second->pollable; })) return;
+    const auto before = g_completions.load(std::memory_order_relaxed);
+    handle_events();
+    const bool busy = g_completions.load(std::memory_order_relaxed) != before;
+    unpollable_interval_ = busy ? std::chrono::microseconds(250) : std::min(unpollable_interval_ * 2, std::chrono::microseconds(4000));
+    arm_unpollable();
+  });
 }
 
 void UsbContext::handle_events() {

@@ -37,6 +37,10 @@ class DeviceRef {
 /// "1-1.3": bus number, then the port chain. Empty if libusb cannot tell.
 std::string port_path(libusb_device* dev);
 
+/// Transfer callbacks call this, so the event loop knows libusb had work (it paces the timer
+/// that services descriptors epoll cannot watch).
+void note_transfer_completed() noexcept;
+
 class UsbContext {
  public:
   enum class LogLevel { error, warning, info, debug };
@@ -55,6 +59,10 @@ class UsbContext {
   void start_hotplug(HotplugFn on_event);
   /// Handles whatever libusb has pending, now (used after cancelling transfers).
   void handle_events();
+  /// For device nodes epoll cannot watch (emulation): `fd` (an eventfd, not owned) becomes
+  /// readable whenever a transfer may have completed; events are then handled on readiness,
+  /// and the timer that otherwise services such nodes only runs as a slow safety net.
+  void add_readiness_source(int fd);
 
  private:
   struct Watch;
@@ -63,11 +71,19 @@ class UsbContext {
   void add_watch(int fd, short events);
   void remove_watch(int fd);
   void arm(const std::shared_ptr<Watch>& w, bool for_write);
+  void arm_unpollable();
 
   boost::asio::any_io_executor ex_;
   LogFn log_;
   libusb_context* ctx_ = nullptr;
   std::map<int, std::shared_ptr<Watch>> watches_;
+  /// One timer services every descriptor epoll cannot watch (regular files, as under
+  /// umockdev): 250 µs after activity, backing off to 4 ms while idle.
+  boost::asio::steady_timer unpollable_timer_;
+  bool unpollable_armed_ = false;
+  std::chrono::microseconds unpollable_interval_{250};
+  std::unique_ptr<Watch> readiness_;
+  void arm_readiness();
   HotplugFn on_hotplug_;
   int hotplug_handle_ = 0;
   bool hotplug_registered_ = false;

@@ -2,6 +2,7 @@
 
 #include "usb/async_event.hpp"
 #include "usb/camera_link.hpp"
+#include "usb/usb_context.hpp"
 #include "usb/usb_error.hpp"
 
 #include <boost/asio/this_coro.hpp>
@@ -36,6 +37,7 @@ struct ControlOp {
 };
 
 void LIBUSB_CALL on_control_done(libusb_transfer* t) {
+  note_transfer_completed();
   auto* op = static_cast<ControlOp*>(t->user_data);
   if (op->orphaned) {
     delete op;

@@ -1,5 +1,6 @@
 #include "usb/usb_link.hpp"
 
+#include "usb/usb_context.hpp"
 #include "usb/usb_error.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -121,6 +122,7 @@ bool UsbCameraLink::any_busy() const {
 }
 
 void UsbCameraLink::on_complete(libusb_transfer* t) {
+  note_transfer_completed();
   auto* x = static_cast<Transfer*>(t->user_data);
   x->busy = false;
   x->status = t->status;
