@@ -23,7 +23,7 @@ void UsbSlots::start() {
 }
 
 void UsbSlots::close_all() {
-  *alive_ = false;  // no more power cycles
+  closing_ = true;  // no more power cycles
   for (auto& [port, link] : links_) link->close();
 }
 
@@ -75,7 +75,7 @@ void UsbSlots::set_port_power(hw::PortPower* power, PowerPolicy policy) {
 
 asio::awaitable<bool> UsbSlots::power_cycle(unsigned slot, std::string port, std::string why) {
   auto& cycles = power_cycles_[port];
-  if (power_ == nullptr || !*alive_) co_return false;
+  if (power_ == nullptr || closing_) co_return false;
   auto& status = dock_.slot(slot);
   if (cycles >= policy_.max_cycles) {
     log(Level::error, "slot ", slot, " usb ", port, ": ", why, " after ", cycles, " power cycles; needs an admin");
@@ -89,12 +89,14 @@ asio::awaitable<bool> UsbSlots::power_cycle(unsigned slot, std::string port, std
       power_->describe(), ")");
   status.detail = cat(why, ": power-cycling (", cycles, " of ", policy_.max_cycles, ")");
   cycling_.insert(port);
+  const auto alive = alive_;  // the port must come back on even while closing, but not after we are gone
   auto ec = co_await power_->switch_port(port, false);
   if (!ec) {
     asio::steady_timer off(dock_.executor(), policy_.off_time);
     co_await off.async_wait(asio::use_awaitable);
     ec = co_await power_->switch_port(port, true);
   }
+  if (!*alive) co_return false;  // destroyed meanwhile
   cycling_.erase(port);
   if (ec) {
     log(Level::error, "slot ", slot, " usb ", port, ": cannot switch port power (", power_->describe(), "): ", ec.message());
@@ -108,29 +110,29 @@ asio::awaitable<bool> UsbSlots::power_cycle(unsigned slot, std::string port, std
 asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
   // Policy: every slot is powered when the dock starts (cameras charge even before they sync).
   for (const auto& [port, slot] : slot_of_port_) {
-    if (auto ec = co_await power_->switch_port(port, true)) {
+    const auto ec = co_await power_->switch_port(port, true);
+    if (!*alive || closing_) co_return;  // gone (touch nothing) or closing
+    if (ec) {
       log(Level::error, "slot ", slot, " usb ", port, ": cannot power the port (", power_->describe(), "): ", ec.message());
-      if (!*alive) co_return;
       dock_.slot(slot).phase = SlotPhase::attention;
       dock_.slot(slot).detail = cat("fault: port power: ", ec.message());
     }
-    if (!*alive) co_return;
   }
   // Something attached that does not show up on the bus for a whole timeout is cycled.
   const auto tick = std::clamp(policy_.enumerate_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(2000));
   std::map<std::string, std::chrono::steady_clock::time_point> missing_since;
   asio::steady_timer timer(dock_.executor());
-  while (*alive) {
+  while (*alive && !closing_) {
     timer.expires_after(tick);
     co_await timer.async_wait(asio::use_awaitable);
-    if (!*alive) co_return;
+    if (!*alive || closing_) co_return;
     for (const auto& [port, slot] : slot_of_port_) {
       if (present_.contains(port) || cycling_.contains(port) || given_up_.contains(port)) {
         missing_since.erase(port);
         continue;
       }
       const auto attached = co_await power_->attached(port);
-      if (!*alive) co_return;
+      if (!*alive || closing_) co_return;
       if (!attached.value_or(false) || present_.contains(port)) {
         missing_since.erase(port);
         continue;
@@ -140,7 +142,7 @@ asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
       if (now - since < policy_.enumerate_timeout) continue;
       missing_since.erase(port);
       co_await power_cycle(slot, port, "attached device does not enumerate");
-      if (!*alive) co_return;
+      if (!*alive || closing_) co_return;
     }
   }
 }

@@ -62,7 +62,8 @@ class UsbSlots {
   std::map<std::string, unsigned> power_cycles_;      ///< consecutive cycles without a good session
   std::set<std::string> cycling_;                     ///< ports switched off right now
   std::set<std::string> given_up_;                    ///< out of power cycles: a fault until a device shows up
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< for the port watcher, which may outlive us
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< false once destroyed: for coroutines that may outlive us
+  bool closing_ = false;                                          ///< close_all(): no more power cycles
 };
 
 }  // namespace bodydock::dock

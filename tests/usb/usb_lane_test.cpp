@@ -446,13 +446,18 @@ BOOST_AUTO_TEST_CASE(hub_port_power_switches_ports_with_hub_class_requests) {
 
 namespace {
 
-/// Runs the rig's dock until `done` says so (or the watchdog fires).
-asio::awaitable<void> poll_until(dock::Dock& d, std::function<bool()> done) {
+/// Waits until `done` says so (the watchdog bounds it).
+asio::awaitable<void> wait_for(std::function<bool()> done) {
   asio::steady_timer t(co_await asio::this_coro::executor);
   while (!done()) {
-    t.expires_after(std::chrono::milliseconds(20));
+    t.expires_after(std::chrono::milliseconds(10));
     co_await t.async_wait(asio::use_awaitable);
   }
+}
+
+/// Runs the rig's dock until `done` says so.
+asio::awaitable<void> poll_until(dock::Dock& d, std::function<bool()> done) {
+  co_await wait_for(std::move(done));
   d.stop();
 }
 
@@ -520,14 +525,6 @@ BOOST_AUTO_TEST_CASE(a_port_that_never_enumerates_becomes_a_slot_fault_after_bou
 }
 
 namespace {
-
-asio::awaitable<void> wait_for(std::function<bool()> done) {
-  asio::steady_timer t(co_await asio::this_coro::executor);
-  while (!done()) {
-    t.expires_after(std::chrono::milliseconds(10));
-    co_await t.async_wait(asio::use_awaitable);
-  }
-}
 
 /// After the sync, the docked camera charges (battery rises, polled while docked); then it is
 /// undocked and the slot shows empty at once.
