@@ -43,6 +43,8 @@ Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
     : ioc_(ioc), cfg_(std::move(cfg)), sink_(sink), spooled_(ioc.get_executor()), stored_(ioc.get_executor()) {
   std::filesystem::create_directories(cfg_.state_dir / "spool");
   state_ = std::make_unique<StateDb>(cfg_.state_dir / "dock.sqlite");
+  audit_ = std::make_unique<AuditLog>(cfg_.state_dir / "audit" / "audit.log");
+  actor_ = "dock " + cfg_.dock_id;
   slots_.resize(cfg_.slots);
   for (unsigned i = 0; i < cfg_.slots; ++i) slots_[i].index = i + 1;
 }
@@ -51,6 +53,26 @@ Dock::~Dock() {
   // Blocking jobs may still reference coroutine frames: let them finish before anything goes.
   io_pool_.join();
   db_pool_.join();
+}
+
+void Dock::append_anchored(AuditLog& log, StateDb& s, const AuditEvent& e) {
+  const auto [seq, hash] = log.append(e);
+  s.set_audit_anchor(seq, hash);
+}
+
+void Dock::audit_transition(AuditLog& log, StateDb& s, const std::string& actor, const std::string& serial, std::uint64_t seq,
+                            SegState to, const SegUpdate& update, const std::string& why) {
+  AuditEvent e;
+  e.actor = actor;
+  e.event = state_name(to);
+  for (auto& c : e.event) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  e.camera = serial;
+  e.segment = seq;
+  e.why = why;
+  if (update.pulled) e.details["offset"] = *update.pulled;
+  if (update.object_key) e.details["object"] = *update.object_key;
+  if (update.receipt) e.details["stored_sha256"] = *update.receipt;
+  append_anchored(log, s, e);
 }
 
 std::filesystem::path Dock::spool_path(const std::string& serial, std::uint64_t seq) const {

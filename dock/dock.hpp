@@ -4,6 +4,7 @@
 /// Sessions pull and verify into the spool; the queue stores spooled segments in the sink;
 /// sessions erase on the camera only what the sink has confirmed (DESIGN section 2).
 
+#include "dock/audit.hpp"
 #include "dock/blocking.hpp"
 #include "dock/sink.hpp"
 #include "dock/state_db.hpp"
@@ -125,11 +126,19 @@ class Dock {
   auto in_state(SegState state) {
     return db([state](StateDb& s) { return s.in_state(state); });
   }
+  /// A transition with a reason is an operation on the recording: it is audited too.
   auto transition(std::string serial, std::uint64_t seq, std::vector<SegState> from, SegState to, SegUpdate update = {},
                   std::string why = {}) {
-    return db([=, from = std::move(from), update = std::move(update)](StateDb& s) {
-      return s.transition(serial, seq, from, to, update, why);
+    return db([=, from = std::move(from), update = std::move(update), audit_log = audit_.get(), actor = actor_](StateDb& s) {
+      const bool moved = s.transition(serial, seq, from, to, update, why);
+      if (moved && !why.empty()) audit_transition(*audit_log, s, actor, serial, seq, to, update, why);
+      return moved;
     });
+  }
+  /// Appends to the audit log (on the database thread, anchored in the state database).
+  auto audit(AuditEvent e) {
+    e.actor = actor_;
+    return db([e = std::move(e), audit_log = audit_.get()](StateDb& s) { append_anchored(*audit_log, s, e); });
   }
 
   /// Totals since start, for the demo's summary and benchmarks.
@@ -151,12 +160,18 @@ class Dock {
   bool begin_session(const std::string& serial, unsigned slot);
   void end_session(const std::string& serial);
 
+  static void append_anchored(AuditLog& log, StateDb& s, const AuditEvent& e);
+  static void audit_transition(AuditLog& log, StateDb& s, const std::string& actor, const std::string& serial, std::uint64_t seq,
+                               SegState to, const SegUpdate& update, const std::string& why);
+
   boost::asio::io_context& ioc_;
   DockConfig cfg_;
+  std::string actor_;                 ///< who the audit log names for the dock's own operations
   Sink& sink_;
   boost::asio::thread_pool db_pool_{1};
   boost::asio::thread_pool io_pool_{2};
   std::unique_ptr<StateDb> state_;
+  std::unique_ptr<AuditLog> audit_;   ///< used on the database thread only
   std::vector<SlotStatus> slots_;
   usb::AsyncEvent spooled_;   ///< sessions -> uploader: something to store
   usb::AsyncEvent stored_;    ///< uploader -> sessions: something to erase

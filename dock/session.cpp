@@ -15,7 +15,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/json/object.hpp>
+
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 
 namespace bodydock::dock {
@@ -44,6 +47,22 @@ struct Pending {
   MsgType type = MsgType::read;
   bool allow = false;  ///< SET_CHARGING: what was asked
 };
+
+std::int64_t utc_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+const char* end_name(SessionEnd e) {
+  switch (e) {
+    case SessionEnd::done: return "done";
+    case SessionEnd::attention: return "attention";
+    case SessionEnd::unplugged: return "undocked";
+    case SessionEnd::failed: return "failed";
+    case SessionEnd::unresponsive: return "unresponsive";
+    case SessionEnd::overheated: return "overheated";
+  }
+  return "?";
+}
 
 std::string celsius(std::int16_t dc) {
   char b[16];
@@ -76,6 +95,11 @@ class Session {
   asio::awaitable<boost::system::result<proto::Frame>> call(MsgType type, const Bytes& payload, MsgType expect);
   asio::awaitable<error_code> handshake();
   asio::awaitable<error_code> refresh_status();
+  /// Sets the camera's clock from the dock's and audits the drift (evidence timestamps must be explainable).
+  asio::awaitable<error_code> set_clock();
+  /// An audit entry about this session's camera.
+  asio::awaitable<void> audit(std::string event, std::string why, boost::json::object details = {},
+                              std::optional<std::uint64_t> segment = std::nullopt);
   /// Charging policy (PROTOCOL.md 4.10): shows a STATUS on the slot and decides whether
   /// charging must stop or may resume (charge_wanted_).
   void apply_status(const proto::Status& st);
@@ -119,6 +143,7 @@ class Session {
   std::optional<bool> charge_wanted_;  ///< a SET_CHARGING to send
   Clock::time_point stopped_hot_at_{};
   bool overheated_ = false;            ///< too hot and still charging: the port must go dark
+  std::int64_t clock_offset_ms_ = 0;   ///< camera clock minus dock clock at the last status
 };
 
 asio::awaitable<error_code> Session::send(MsgType type, const Bytes& payload, std::uint32_t& id) {
@@ -179,6 +204,12 @@ asio::awaitable<error_code> Session::handshake() {
   status_.firmware = ok->firmware;
   co_await dock_.camera_seen(serial_, ok->model, ok->firmware);
   log(Level::info, tag_, ": camera ", ok->model, " firmware ", ok->firmware, " speaks protocol ", ok->version);
+  boost::json::object d;
+  d["model"] = ok->model;
+  d["firmware"] = ok->firmware;
+  d["protocol"] = ok->version;
+  d["where"] = link_.describe();
+  co_await audit("docking", "camera docked", std::move(d));
   co_return error_code{};
 }
 
@@ -187,8 +218,34 @@ asio::awaitable<error_code> Session::refresh_status() {
   if (!f) co_return f.error();
   auto st = proto::decode_status(f->payload);
   if (!st) co_return st.error();
+  clock_offset_ms_ = st->clock_utc_ms - utc_now_ms();
   apply_status(*st);
   co_return co_await settle_charging();
+}
+
+asio::awaitable<void> Session::audit(std::string event, std::string why, boost::json::object details, std::optional<std::uint64_t> segment) {
+  AuditEvent e;
+  e.event = std::move(event);
+  e.slot = slot_;
+  e.camera = serial_;
+  e.segment = segment;
+  e.why = std::move(why);
+  e.details = std::move(details);
+  co_await dock_.audit(std::move(e));
+}
+
+asio::awaitable<error_code> Session::set_clock() {
+  const auto drift = clock_offset_ms_;
+  auto f = co_await call(MsgType::set_time, proto::encode(proto::SetTime{utc_now_ms()}), MsgType::set_time_ok);
+  if (!f) co_return f.error();
+  auto ok = proto::decode_set_time_ok(f->payload);
+  if (!ok) co_return ok.error();
+  boost::json::object d;
+  d["camera_minus_dock_ms"] = drift;
+  d["adjusted_by_ms"] = ok->adjusted_by_ms;
+  if (std::llabs(drift) > 2000) log(Level::warning, tag_, ": camera clock was off by ", drift, " ms; set from the dock's clock");
+  co_await audit("clock", "camera clock set from the dock's clock at docking", std::move(d));
+  co_return error_code{};
 }
 
 void Session::apply_status(const proto::Status& st) {
@@ -286,6 +343,7 @@ asio::awaitable<error_code> Session::list_all() {
         log(Level::error, tag_, " seg ", seq, ": camera lists a different manifest than before; not pulled, kept for review");
         status_.detail = cat("segment ", seq, " changed on the camera");
         attention_ = true;
+        co_await audit("manifest conflict", "the camera lists a different manifest for a known segment; not pulled, kept for review", {}, seq);
         continue;
       }
       listed_.insert(seq);
@@ -564,6 +622,7 @@ asio::awaitable<error_code> Session::erase_confirmed() {
       if (f.error().category() == proto::proto_category()) {
         log(Level::error, tag_, " seg ", seq, ": camera refused erase: ", f.error().message());
         attention_ = true;
+        co_await audit("erase refused", "the camera refused to erase: " + f.error().message(), {}, seq);
         continue;
       }
       co_return f.error();
@@ -603,6 +662,7 @@ asio::awaitable<SessionEnd> Session::run() {
   if (auto ec = co_await handshake()) co_return end_with(ec, "hello");
   if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
   if (overheated_) co_return overheated();
+  if (auto ec = co_await set_clock()) co_return end_with(ec, "clock");
   if (auto ec = co_await list_all()) co_return end_with(ec, "listing");
 
   auto rows = co_await dock_.live_segments(serial_);
@@ -702,7 +762,12 @@ asio::awaitable<SessionEnd> Session::run_guarded() {
   std::string error;
   try {
     const auto end = co_await run();
-    if (!serial_.empty()) dock_.end_session(serial_);
+    if (!serial_.empty()) {
+      dock_.end_session(serial_);
+      boost::json::object d;
+      d["end"] = end_name(end);
+      co_await audit("session end", status_.detail, std::move(d));
+    }
     co_return end;
   } catch (const std::exception& e) {
     error = e.what();

@@ -48,6 +48,14 @@ CREATE TABLE history(
 );
 CREATE INDEX history_by_segment ON history(serial, seq);
 )sql",
+    // The audit log's last committed entry: a removed tail is detectable (audit.hpp).
+    R"sql(
+CREATE TABLE audit_anchor(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL
+);
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -300,6 +308,18 @@ std::vector<std::string> StateDb::history(const std::string& serial, std::uint64
   std::vector<std::string> out;
   while (s.step()) out.push_back(s.text(0));
   return out;
+}
+
+void StateDb::set_audit_anchor(std::uint64_t seq, const std::string& hash) {
+  Stmt s(db_, "INSERT INTO audit_anchor(id, seq, hash) VALUES(1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq=?1, hash=?2");
+  s.bind(1, seq).bind(2, std::string_view(hash));
+  s.step();
+}
+
+std::optional<std::pair<std::uint64_t, std::string>> StateDb::audit_anchor() {
+  Stmt s(db_, "SELECT seq, hash FROM audit_anchor WHERE id = 1");
+  if (!s.step()) return std::nullopt;
+  return std::make_pair(static_cast<std::uint64_t>(s.i64(0)), s.text(1));
 }
 
 }  // namespace bodydock::dock

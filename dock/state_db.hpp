@@ -77,6 +77,9 @@ class StateDb {
   std::map<SegState, std::uint64_t> counts();
   /// History rows of one segment, oldest first ("listed", "pulling", ...).
   std::vector<std::string> history(const std::string& serial, std::uint64_t seq);
+  /// The audit log's newest committed entry (seq, hash), for spotting a removed tail.
+  void set_audit_anchor(std::uint64_t seq, const std::string& hash);
+  std::optional<std::pair<std::uint64_t, std::string>> audit_anchor();
 
  private:
   void exec(const char* sql);

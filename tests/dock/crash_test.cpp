@@ -104,6 +104,9 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   }
   for (const auto& e : std::filesystem::recursive_directory_iterator(state / "spool"))
     BOOST_CHECK_MESSAGE(!e.is_regular_file(), "spool not empty: " << e.path());
+  // The audit log survived every kill: the chain and its anchor verify.
+  const auto [vrc, vout] = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", state.string()}, dir / "verify.log");
+  BOOST_CHECK_MESSAGE(vrc == 0, vout);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

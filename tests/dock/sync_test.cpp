@@ -1,6 +1,7 @@
 // End to end through the in-process emulator: pull, verify, spool, store, erase, under the
 // faults a dock meets: unplug mid-segment, flipped bits, a camera that keeps sending corrupt
 // data, and a camera that stops answering.
+#include "dock/audit.hpp"
 #include "dock/dock.hpp"
 #include "dock/local_sink.hpp"
 #include "hw/camera_device.hpp"
@@ -12,6 +13,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
@@ -178,6 +180,25 @@ BOOST_AUTO_TEST_CASE(three_cameras_five_segments_end_to_end) {
   BOOST_CHECK_EQUAL(db.counts()[SegState::purged], 15u);
   const std::vector<std::string> lifecycle = {"LISTED", "PULLING", "SPOOLED", "STORED", "ERASED", "PURGED"};
   BOOST_CHECK(db.history("BC-102", 3) == lifecycle);
+
+  // Every operation on a recording is in the audit log, chained and anchored; no footage in it.
+  const auto log = dir / "state" / "audit" / "audit.log";
+  const auto report = dock::AuditLog::verify(log, db.audit_anchor());
+  BOOST_CHECK(report.ok());
+  BOOST_CHECK_LT(std::filesystem::file_size(log), 100u * 1024);
+  std::vector<std::string> seg3, camera_events;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    auto v = boost::json::parse(line).as_object();
+    if (v["camera"] != "BC-102") continue;
+    const auto event = std::string(v["event"].as_string());
+    if (v.contains("segment") && v["segment"].to_number<int>() == 3) seg3.push_back(event);
+    if (!v.contains("segment")) camera_events.push_back(event);
+  }
+  const std::vector<std::string> ops = {"pulling", "spooled", "stored", "erased", "purged"};
+  BOOST_CHECK(seg3 == ops);
+  const std::vector<std::string> docking = {"docking", "clock", "session end"};
+  BOOST_CHECK(camera_events == docking);
 }
 
 BOOST_AUTO_TEST_CASE(unplugged_mid_segment_resumes_from_its_offset_after_restart) {

@@ -1,0 +1,59 @@
+// `dockctl audit` as an operator uses it on a dock's state: verify says the log is intact after a
+// demo, names an edited entry and exits 1, export writes the JSON lines; bad usage exits 2.
+#include "support/daemon.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+
+using namespace bodydock;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(dockctl_cli)
+
+BOOST_AUTO_TEST_CASE(audit_verify_and_export_after_a_demo) {
+  test::TempDir dir;
+  const auto state = (dir / "state").string();
+  auto [rc, out] = test::run_command({DOCKD_PATH, "demo", "--store", (dir / "store").string(), "--state", state, "--no-table", "--cameras", "2",
+                                      "--segments", "2", "--segment-mib", "0.25", "--exit-when-idle"},
+                                     dir / "demo.log");
+  BOOST_REQUIRE_EQUAL(rc, 0);
+
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", state}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "audit log verifies: "), out);
+
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "export", "--state", state, "--out", (dir / "audit.jsonl").string()}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  const auto exported = test::slurp_text(dir / "audit.jsonl");
+  BOOST_CHECK(contains(exported, R"("event":"erased")"));
+  BOOST_CHECK(contains(exported, R"("actor":"dock demo-dock")"));
+
+  // Someone edits why segment 1 of BC-0001 was erased.
+  const auto log = dir / "state" / "audit" / "audit.log";
+  auto text = test::slurp_text(log);
+  const auto at = text.find("erased by camera");
+  BOOST_REQUIRE(at != std::string::npos);
+  text.replace(at, 6, "ERASED");
+  std::ofstream(log, std::ios::trunc) << text;
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", state}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "was altered") && contains(out, "does NOT verify"), out);
+
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify"}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK(contains(out, "--state DIR is required"));
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", (dir / "nothing").string()}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK(contains(out, "holds no dock state"));
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "frobnicate"}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
