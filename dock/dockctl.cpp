@@ -1,11 +1,14 @@
-// dockctl: the operator's and the centre's tool. Commands:
-//   audit verify --state DIR          checks the audit log's hash chain and its anchor
-//   audit export --state DIR [--out FILE]   writes the log as JSON lines (after verifying it)
-// Exit codes: 0 fine, 1 verification failed or I/O error, 2 bad usage.
+// dockctl: the operator's and the centre's tool: the fleet PKI and the audit log (kUsage lists
+// the commands). Exit codes: 0 fine, 1 refused / verification failed / I/O error, 2 bad usage.
 #include "dock/audit.hpp"
+#include "dock/pki.hpp"
 #include "dock/state_db.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -19,6 +22,15 @@ constexpr const char* kUsage =
     "usage: dockctl <command> [options]\n"
     "\n"
     "commands:\n"
+    "  pki init --dir D --name NAME [--days N]   create the fleet CA (ECDSA P-256; 3650 days)\n"
+    "  pki issue-dock --dir D --id ID [--days N]  key and certificate for a dock (825 days)\n"
+    "  pki enrol-camera --dir D --serial S --officer O --pubkey FILE [--days N]\n"
+    "                                      certificate for a camera's secure-element key (1825 days)\n"
+    "  pki revoke --dir D --name NAME --reason TEXT   revoke a dock or camera; re-signs the CRL\n"
+    "  pki list --dir D                    every certificate: role, name, officer, expiry, state\n"
+    "  pki check --dir D --cert FILE --role dock|camera [--name NAME]\n"
+    "                                      verify a certificate against the fleet (CA, time, CRL)\n"
+    "  pki device-key --out-private F --out-public F   make a P-256 key pair as a camera would\n"
     "  audit verify --state DIR            check the audit log's chain: edited, removed or\n"
     "                                      reordered entries are named; exit 1 if any\n"
     "  audit export --state DIR [--out F]  write the audit log as JSON lines (stdout by default),\n"
@@ -101,6 +113,114 @@ int audit(const std::string& sub, const std::vector<std::string>& rest) {
   return 2;
 }
 
+/// --key value pairs; every key must be one of `allowed`.
+std::optional<std::map<std::string, std::string>> options(const std::vector<std::string>& a, std::initializer_list<const char*> allowed) {
+  std::map<std::string, std::string> out;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto& k = a[i];
+    const bool known = std::any_of(allowed.begin(), allowed.end(), [&](const char* x) { return k == x; });
+    if (!known || i + 1 >= a.size()) {
+      std::fprintf(stderr, "dockctl: %s '%s'\n", known ? "missing value for" : "unexpected argument", k.c_str());
+      return std::nullopt;
+    }
+    out[k] = a[++i];
+  }
+  return out;
+}
+
+bool need(const std::map<std::string, std::string>& o, std::initializer_list<const char*> keys) {
+  for (const char* k : keys)
+    if (!o.contains(k)) {
+      std::fprintf(stderr, "dockctl: %s is required\n", k);
+      return false;
+    }
+  return true;
+}
+
+std::optional<bodydock::pki::Validity> validity(const std::map<std::string, std::string>& o, bodydock::pki::Validity v) {
+  if (auto it = o.find("--days"); it != o.end()) {
+    char* end = nullptr;
+    const long days = std::strtol(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str() || *end != '\0' || days < 1 || days > 36500) {
+      std::fprintf(stderr, "dockctl: --days must be 1..36500, not '%s'\n", it->second.c_str());
+      return std::nullopt;
+    }
+    v.lifetime = std::chrono::hours(24 * days);
+  }
+  return v;
+}
+
+int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
+  using namespace bodydock::pki;
+  if (sub == "init") {
+    auto o = options(rest, {"--dir", "--name", "--days"});
+    if (!o || !need(*o, {"--dir", "--name"})) return 2;
+    auto v = validity(*o, {std::chrono::seconds(0), std::chrono::hours(24 * 3650)});
+    if (!v) return 2;
+    Fleet::create(o->at("--dir"), o->at("--name"), *v);
+    std::printf("fleet CA '%s' created in %s\n", o->at("--name").c_str(), o->at("--dir").c_str());
+    return 0;
+  }
+  if (sub == "issue-dock") {
+    auto o = options(rest, {"--dir", "--id", "--days"});
+    if (!o || !need(*o, {"--dir", "--id"})) return 2;
+    auto v = validity(*o, {});
+    if (!v) return 2;
+    Fleet::open(o->at("--dir")).issue_dock(o->at("--id"), *v);
+    std::printf("dock '%s': key and certificate in %s/docks\n", o->at("--id").c_str(), o->at("--dir").c_str());
+    return 0;
+  }
+  if (sub == "enrol-camera") {
+    auto o = options(rest, {"--dir", "--serial", "--officer", "--pubkey", "--days"});
+    if (!o || !need(*o, {"--dir", "--serial", "--officer", "--pubkey"})) return 2;
+    auto v = validity(*o, {std::chrono::seconds(0), std::chrono::hours(24 * 1825)});
+    if (!v) return 2;
+    Fleet::open(o->at("--dir")).enrol_camera(o->at("--serial"), o->at("--officer"), o->at("--pubkey"), *v);
+    std::printf("camera '%s' enrolled for officer '%s'\n", o->at("--serial").c_str(), o->at("--officer").c_str());
+    return 0;
+  }
+  if (sub == "revoke") {
+    auto o = options(rest, {"--dir", "--name", "--reason"});
+    if (!o || !need(*o, {"--dir", "--name", "--reason"})) return 2;
+    Fleet::open(o->at("--dir")).revoke(o->at("--name"), o->at("--reason"));
+    std::printf("'%s' revoked; CRL re-signed\n", o->at("--name").c_str());
+    return 0;
+  }
+  if (sub == "list") {
+    auto o = options(rest, {"--dir"});
+    if (!o || !need(*o, {"--dir"})) return 2;
+    std::printf("%-7s %-20s %-12s %-20s %-8s %s\n", "role", "name", "officer", "valid until (UTC)", "state", "serial");
+    for (const auto& i : Fleet::open(o->at("--dir")).list())
+      std::printf("%-7s %-20s %-12s %-20s %-8s %s\n", role_name(i.role), i.name.c_str(), i.officer.empty() ? "-" : i.officer.c_str(),
+                  i.not_after.c_str(), i.revoked ? "revoked" : i.expired ? "expired" : "valid", i.serial_hex.c_str());
+    return 0;
+  }
+  if (sub == "check") {
+    auto o = options(rest, {"--dir", "--cert", "--role", "--name"});
+    if (!o || !need(*o, {"--dir", "--cert", "--role"})) return 2;
+    const auto& r = o->at("--role");
+    if (r != "dock" && r != "camera") {
+      std::fputs("dockctl: --role must be dock or camera\n", stderr);
+      return 2;
+    }
+    const auto name = o->contains("--name") ? o->at("--name") : std::string();
+    if (auto why = Fleet::open(o->at("--dir")).check(o->at("--cert"), r == "dock" ? Role::dock : Role::camera, name)) {
+      std::printf("REFUSED: %s\n", why->c_str());
+      return 1;
+    }
+    std::puts("certificate OK");
+    return 0;
+  }
+  if (sub == "device-key") {
+    auto o = options(rest, {"--out-private", "--out-public"});
+    if (!o || !need(*o, {"--out-private", "--out-public"})) return 2;
+    make_device_key(o->at("--out-private"), o->at("--out-public"));
+    return 0;
+  }
+  std::fprintf(stderr, "dockctl: unknown pki command '%s'\n", sub.c_str());
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,6 +239,10 @@ int main(int argc, char** argv) {
   }
   try {
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
+    if (cmd == "pki" && argc >= 3) return pki_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
+  } catch (const bodydock::pki::PkiError& e) {
+    std::fprintf(stderr, "dockctl: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dockctl: %s\n", e.what());
     return 1;

@@ -56,4 +56,46 @@ BOOST_AUTO_TEST_CASE(audit_verify_and_export_after_a_demo) {
   BOOST_CHECK_EQUAL(rc, 2);
 }
 
+// The fleet PKI from the command line: a site sets up its CA, a dock and a camera, lists them,
+// revokes the camera, and `pki check` then refuses its certificate with the reason.
+BOOST_AUTO_TEST_CASE(pki_from_the_command_line) {
+  test::TempDir dir;
+  const auto fleet = (dir / "fleet").string();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DOCKCTL_PATH);
+    return test::run_command(args, dir / "out.log");
+  };
+  auto [rc, out] = run({"pki", "init", "--dir", fleet, "--name", "Gemeente Testdam"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "issue-dock", "--dir", fleet, "--id", "dock-01"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "device-key", "--out-private", (dir / "cam.key").string(), "--out-public", (dir / "cam.pub").string()});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "enrol-camera", "--dir", fleet, "--serial", "BC-0001", "--officer", "H-1234", "--pubkey", (dir / "cam.pub").string()});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "list", "--dir", fleet});
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "camera  BC-0001") && contains(out, "H-1234") && contains(out, "dock    dock-01"), out);
+  const auto cert = (dir / "fleet" / "cameras" / "BC-0001.crt").string();
+  std::tie(rc, out) = run({"pki", "check", "--dir", fleet, "--cert", cert, "--role", "camera", "--name", "BC-0001"});
+  BOOST_CHECK_EQUAL(rc, 0);
+  std::tie(rc, out) = run({"pki", "revoke", "--dir", fleet, "--name", "BC-0001", "--reason", "lost"});
+  BOOST_CHECK_EQUAL(rc, 0);
+  std::tie(rc, out) = run({"pki", "check", "--dir", fleet, "--cert", cert, "--role", "camera"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "REFUSED: certificate revoked"), out);
+  std::tie(rc, out) = run({"pki", "list", "--dir", fleet});
+  BOOST_CHECK(contains(out, "revoked"));
+  // Refusals and usage errors.
+  std::tie(rc, out) = run({"pki", "enrol-camera", "--dir", fleet, "--serial", "BC-0002", "--officer", "H-1", "--pubkey", (dir / "none.pem").string()});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "none.pem: cannot read"), out);
+  std::tie(rc, out) = run({"pki", "issue-dock", "--dir", fleet});
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK(contains(out, "--id is required"));
+  std::tie(rc, out) = run({"pki", "issue-dock", "--dir", fleet, "--id", "d2", "--days", "0"});
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK(contains(out, "--days must be 1..36500"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
