@@ -1,6 +1,7 @@
 // dockctl: the operator's and the centre's tool: the fleet PKI and the audit log (kUsage lists
 // the commands). Exit codes: 0 fine, 1 refused / verification failed / I/O error, 2 bad usage.
 #include "dock/audit.hpp"
+#include "dock/evidence.hpp"
 #include "dock/pki.hpp"
 #include "dock/state_db.hpp"
 
@@ -31,6 +32,8 @@ constexpr const char* kUsage =
     "  pki check --dir D --cert FILE --role dock|camera [--name NAME]\n"
     "                                      verify a certificate against the fleet (CA, time, CRL)\n"
     "  pki device-key --out-private F --out-public F   make a P-256 key pair as a camera would\n"
+    "  evidence verify STORE               check every stored segment of every camera: hashes,\n"
+    "                                      manifests and the chain; gaps and alterations named\n"
     "  audit verify --state DIR            check the audit log's chain: edited, removed or\n"
     "                                      reordered entries are named; exit 1 if any\n"
     "  audit export --state DIR [--out F]  write the audit log as JSON lines (stdout by default),\n"
@@ -239,6 +242,13 @@ int main(int argc, char** argv) {
   }
   try {
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
+    if (cmd == "evidence" && argc == 4 && std::string(argv[2]) == "verify") {
+      const auto r = bodydock::dock::verify_evidence(argv[3]);
+      for (const auto& p : r.problems) std::printf("PROBLEM %s\n", p.c_str());
+      std::printf("%llu camera(s), %llu segment(s): %llu intact, %zu problem(s)\n", static_cast<unsigned long long>(r.cameras),
+                  static_cast<unsigned long long>(r.segments), static_cast<unsigned long long>(r.intact), r.problems.size());
+      return r.ok() ? 0 : 1;
+    }
     if (cmd == "pki" && argc >= 3) return pki_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
   } catch (const bodydock::pki::PkiError& e) {
     std::fprintf(stderr, "dockctl: %s\n", e.what());

@@ -4,6 +4,9 @@
 
 #include <boost/json.hpp>
 
+#include <cstdio>
+#include <optional>
+
 namespace bodydock::proto {
 
 std::uint64_t Manifest::chunk_count() const {
@@ -99,6 +102,52 @@ bool valid_serial(std::string_view serial) noexcept {
 }
 
 Digest manifest_hash(const Manifest& m) { return Sha256::of(encode_signed_part(m)); }
+
+boost::system::result<Manifest> manifest_from_json(const boost::json::value& v) {
+  const auto bad = make_error_code(errc::bad_request);
+  if (!v.is_object()) return bad;
+  const auto& o = v.as_object();
+  Manifest m;
+  try {
+    auto str = [&](const char* k) { return std::string(o.at(k).as_string()); };
+    auto digest = [&](const char* k) -> std::optional<Digest> { return digest_from_hex(str(k)); };
+    if (o.at("manifest_version").to_number<std::uint32_t>() != kManifestVersion) return make_error_code(errc::unsupported_version);
+    m.camera_serial = str("camera_serial");
+    m.seq = o.at("seq").to_number<std::uint64_t>();
+    m.recording_id = str("recording_id");
+    m.segment_index = o.at("segment_index").to_number<std::uint16_t>();
+    m.last_in_recording = o.at("last_in_recording").as_bool();
+    m.start_utc_ms = o.at("start_utc_ms").to_number<std::int64_t>();
+    m.end_utc_ms = o.at("end_utc_ms").to_number<std::int64_t>();
+    m.pre_record_s = o.at("pre_record_s").to_number<std::uint16_t>();
+    m.trigger_on = str("trigger_on");
+    m.trigger_off = str("trigger_off");
+    m.firmware = str("firmware");
+    m.size = o.at("size").to_number<std::uint64_t>();
+    m.chunk_size = o.at("chunk_size").to_number<std::uint32_t>();
+    auto whole = digest("sha256");
+    auto prev = digest("prev_manifest_sha256");
+    if (!whole || !prev) return bad;
+    m.sha256 = *whole;
+    m.prev_manifest_sha256 = *prev;
+    const auto sig = str("signature");
+    if (sig.size() % 2 != 0) return bad;
+    for (std::size_t i = 0; i < sig.size(); i += 2) {
+      unsigned byte = 0;
+      if (std::sscanf(sig.c_str() + i, "%2x", &byte) != 1) return bad;
+      m.signature.push_back(static_cast<std::uint8_t>(byte));
+    }
+    for (const auto& c : o.at("chunk_sha256").as_array()) {
+      auto d = digest_from_hex(std::string(c.as_string()));
+      if (!d) return bad;
+      m.chunk_sha256.push_back(*d);
+    }
+  } catch (const std::exception&) {
+    return bad;  // a missing field or one of the wrong type
+  }
+  // The same limits as the wire form: round-trip through the binary decoder.
+  return decode_manifest(encode_manifest(m));
+}
 
 boost::json::object manifest_to_json(const Manifest& m) {
   boost::json::array chunks;

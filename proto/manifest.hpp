@@ -61,5 +61,8 @@ Digest manifest_hash(const Manifest& m);
 
 /// Human-readable form stored beside each segment.
 boost::json::object manifest_to_json(const Manifest& m);
+/// Back from that form (for evidence checks); validated like decode_manifest. Its
+/// "manifest_sha256" field is not trusted: callers compare it with manifest_hash().
+boost::system::result<Manifest> manifest_from_json(const boost::json::value& v);
 
 }  // namespace bodydock::proto

@@ -1,5 +1,6 @@
 // `dockctl audit` as an operator uses it on a dock's state: verify says the log is intact after a
 // demo, names an edited entry and exits 1, export writes the JSON lines; bad usage exits 2.
+// `dockctl evidence verify` on the demo's store: intact, then a flipped byte named.
 #include "support/daemon.hpp"
 #include "support/sandbox.hpp"
 
@@ -45,6 +46,21 @@ BOOST_AUTO_TEST_CASE(audit_verify_and_export_after_a_demo) {
   std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", state}, dir / "out.log");
   BOOST_CHECK_EQUAL(rc, 1);
   BOOST_CHECK_MESSAGE(contains(out, "was altered") && contains(out, "does NOT verify"), out);
+
+  // The centre checks the store: intact, then one byte altered.
+  const auto store = (dir / "store").string();
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "verify", store}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "2 camera(s), 4 segment(s): 4 intact, 0 problem(s)"), out);
+  for (const auto& e : std::filesystem::directory_iterator(dir / "store" / "BC-0002"))
+    if (e.path().extension() == ".seg" && e.path().filename().string().starts_with("00000002")) {
+      std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(10);
+      f.put('\x5a');
+    }
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "verify", store}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "PROBLEM BC-0002 segment 2: chunk 0") && contains(out, "3 intact, 1 problem(s)"), out);
 
   std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "verify"}, dir / "out.log");
   BOOST_CHECK_EQUAL(rc, 2);
