@@ -1,6 +1,7 @@
 // dockctl: the operator's and the centre's tool: the fleet PKI and the audit log (kUsage lists
 // the commands). Exit codes: 0 fine, 1 refused / verification failed / I/O error, 2 bad usage.
 #include "dock/audit.hpp"
+#include "dock/cli.hpp"
 #include "dock/evidence.hpp"
 #include "dock/pki.hpp"
 #include "dock/state_db.hpp"
@@ -227,19 +228,8 @@ int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (auto rc = bodydock::dock::common_options(argc, argv, "dockctl", kUsage, BODYDOCK_VERSION)) return *rc;
   const std::string cmd = argv[1];
-  if (cmd == "--help" || cmd == "-h") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (cmd == "--version") {
-    std::puts("dockctl " BODYDOCK_VERSION);
-    return 0;
-  }
   try {
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "evidence" && argc == 4 && std::string(argv[2]) == "verify") {

@@ -1,4 +1,5 @@
 // dockd: the bodydock daemon. Subcommands: demo (emulated cameras, local store).
+#include "dock/cli.hpp"
 #include "dock/demo.hpp"
 
 #include <cstdio>
@@ -22,19 +23,8 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (auto rc = bodydock::dock::common_options(argc, argv, "dockd", kUsage, BODYDOCK_VERSION)) return *rc;
   const std::string cmd = argv[1];
-  if (cmd == "--help" || cmd == "-h") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (cmd == "--version") {
-    std::puts("dockd " BODYDOCK_VERSION);
-    return 0;
-  }
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "demo") return bodydock::dock::run_demo(args);
   std::fprintf(stderr, "dockd: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);

@@ -766,7 +766,10 @@ asio::awaitable<SessionEnd> Session::run_guarded() {
       dock_.end_session(serial_);
       boost::json::object d;
       d["end"] = end_name(end);
-      co_await audit("session end", status_.detail, std::move(d));
+      // (Named, not a ?: temporary inside co_await: g++ 12 destroys those twice.)
+      std::string why = status_.detail;
+      if (why.empty()) why = std::string("camera ") + end_name(end);
+      co_await audit("session end", std::move(why), std::move(d));
     }
     co_return end;
   } catch (const std::exception& e) {
