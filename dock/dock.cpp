@@ -119,7 +119,10 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
   const auto serial = row.serial;
   const auto seq = row.seq;
   try {
-    auto receipt = co_await sink_.store(spool_path(serial, seq), row.manifest);
+    Custody custody;
+    custody.dock_id = cfg_.dock_id;
+    custody.clock_drift_ms = row.clock_drift_ms;
+    auto receipt = co_await sink_.store(spool_path(serial, seq), row.manifest, custody);
     if (receipt) {
       SegUpdate u;
       u.object_key = receipt->object_key;

@@ -113,8 +113,8 @@ class Dock {
   auto camera_seen(std::string serial, std::string model, std::string firmware) {
     return db([=](StateDb& s) { s.camera_seen(serial, model, firmware); });
   }
-  auto add_listed(proto::Manifest m) {
-    return db([m = std::move(m)](StateDb& s) { return s.add_listed(m); });
+  auto add_listed(proto::Manifest m, std::optional<std::int64_t> clock_drift_ms) {
+    return db([m = std::move(m), clock_drift_ms](StateDb& s) { return s.add_listed(m, clock_drift_ms); });
   }
   auto camera_segments(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial); });

@@ -70,11 +70,12 @@ std::string LocalDirSink::object_key(const proto::Manifest& m) {
 }
 
 boost::asio::awaitable<boost::system::result<StoreReceipt>> LocalDirSink::store(const std::filesystem::path& spool_file,
-                                                                                const proto::Manifest& m) {
-  return run_blocking(pool_, [this, spool_file, &m] { return store_blocking(spool_file, m); });
+                                                                                const proto::Manifest& m, const Custody& custody) {
+  return run_blocking(pool_, [this, spool_file, &m, &custody] { return store_blocking(spool_file, m, custody); });
 }
 
-boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m) const {
+boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                                                 const Custody& custody) const {
   const auto key = object_key(m);
   const auto final_path = root_ / key;
   const auto dir = final_path.parent_path();
@@ -88,12 +89,25 @@ boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::file
 
   // The manifest goes first: a segment file never exists without its manifest beside it. It is
   // never replaced: the same key with other metadata is a conflict, not an update.
+  // The dock's custody note rides along under "custody"; the first one written stands.
   const auto manifest_path = dir / (final_path.stem().string() + ".manifest.json");
-  const auto manifest_text = boost::json::serialize(proto::manifest_to_json(m)) + "\n";
+  auto json = proto::manifest_to_json(m);
+  const auto camera_part = boost::json::serialize(json);
+  if (!custody.dock_id.empty()) {
+    boost::json::object c;
+    c["dock_id"] = custody.dock_id;
+    if (custody.clock_drift_ms) c["camera_clock_minus_dock_ms"] = *custody.clock_drift_ms;
+    json["custody"] = std::move(c);
+  }
+  const auto manifest_text = boost::json::serialize(json) + "\n";
   if (std::filesystem::exists(manifest_path, fs_ec)) {
     std::ifstream in(manifest_path, std::ios::binary);
     const std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (have != manifest_text) return make_error_code(sink_errc::object_conflict);
+    boost::system::error_code jec;
+    auto existing = boost::json::parse(have, jec);
+    if (jec || !existing.is_object()) return make_error_code(sink_errc::object_conflict);
+    existing.as_object().erase("custody");
+    if (boost::json::serialize(existing) != camera_part) return make_error_code(sink_errc::object_conflict);
   } else if (auto ec = write_file_atomic(manifest_path, manifest_text)) {
     return ec;
   }

@@ -19,11 +19,12 @@ class LocalDirSink final : public Sink {
   LocalDirSink(std::filesystem::path root, boost::asio::thread_pool& pool);
 
   boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
-                                                                    const proto::Manifest& m) override;
+                                                                    const proto::Manifest& m, const Custody& custody) override;
   [[nodiscard]] std::string describe() const override { return "local directory " + root_.string(); }
 
   /// The blocking implementation (runs on the pool).
-  boost::system::result<StoreReceipt> store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m) const;
+  boost::system::result<StoreReceipt> store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                                     const Custody& custody = {}) const;
   /// Relative object key of a segment.
   static std::string object_key(const proto::Manifest& m);
 

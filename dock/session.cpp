@@ -337,7 +337,7 @@ asio::awaitable<error_code> Session::list_all() {
       }
       const auto seq = m.seq;
       on_camera_.insert(seq);
-      const auto result = co_await dock_.add_listed(std::move(m));
+      const auto result = co_await dock_.add_listed(std::move(m), clock_offset_ms_);
       if (result == ListedResult::conflict) {
         // Same sequence number, different manifest: never overwrite what we already hold.
         log(Level::error, tag_, " seg ", seq, ": camera lists a different manifest than before; not pulled, kept for review");

@@ -9,7 +9,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -29,11 +31,18 @@ struct StoreReceipt {
   std::uint64_t size = 0;
 };
 
+/// What the dock adds to the camera's manifest when it hands a segment on: who took custody,
+/// and how far the camera's clock was off at that docking (so its timestamps can be explained).
+struct Custody {
+  std::string dock_id;
+  std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's, before it was set
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
-                                                                            const proto::Manifest& m) = 0;
+                                                                            const proto::Manifest& m, const Custody& custody) = 0;
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 

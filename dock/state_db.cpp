@@ -56,6 +56,10 @@ CREATE TABLE audit_anchor(
   hash TEXT NOT NULL
 );
 )sql",
+    // How far the camera's clock was off at the docking that listed the segment (NULL: unknown).
+    R"sql(
+ALTER TABLE segments ADD COLUMN clock_drift_ms INTEGER;
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -77,6 +81,8 @@ class Stmt {
   Stmt& bind(int i, std::string_view v) {
     return check(sqlite3_bind_text(stmt_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
+  Stmt& bind(int i, std::optional<std::int64_t> v) { return v ? bind(i, *v) : check(sqlite3_bind_null(stmt_, i)); }
+  bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   Stmt& bind(int i, proto::ByteView v) { return check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT)); }
   /// true while a row is available.
   bool step() {
@@ -108,7 +114,7 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts";
+constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms";
 
 SegmentRow read_row(Stmt& s) {
   SegmentRow r;
@@ -125,6 +131,7 @@ SegmentRow read_row(Stmt& s) {
   r.receipt = s.text(6);
   r.reason = s.text(7);
   r.attempts = static_cast<std::uint32_t>(s.i64(8));
+  if (!s.is_null(9)) r.clock_drift_ms = s.i64(9);
   return r;
 }
 
@@ -209,7 +216,7 @@ void StateDb::camera_seen(const std::string& serial, const std::string& model, c
   s.bind(1, serial).bind(2, model).bind(3, firmware).bind(4, now_ms()).step();
 }
 
-ListedResult StateDb::add_listed(const proto::Manifest& m) {
+ListedResult StateDb::add_listed(const proto::Manifest& m, std::optional<std::int64_t> clock_drift_ms) {
   const auto bytes = proto::encode_manifest(m);
   {
     Stmt q(db_, "SELECT manifest FROM segments WHERE serial=?1 AND seq=?2");
@@ -222,10 +229,10 @@ ListedResult StateDb::add_listed(const proto::Manifest& m) {
   exec("BEGIN IMMEDIATE");
   try {
     const auto t = now_ms();
-    Stmt s(db_, "INSERT INTO segments(serial, seq, state, size, sha256, recording_id, manifest, listed_ms, updated_ms) "
-                "VALUES(?1, ?2, 'LISTED', ?3, ?4, ?5, ?6, ?7, ?7)");
+    Stmt s(db_, "INSERT INTO segments(serial, seq, state, size, sha256, recording_id, manifest, listed_ms, updated_ms, clock_drift_ms) "
+                "VALUES(?1, ?2, 'LISTED', ?3, ?4, ?5, ?6, ?7, ?7, ?8)");
     s.bind(1, m.camera_serial).bind(2, m.seq).bind(3, m.size).bind(4, proto::to_hex(m.sha256)).bind(5, m.recording_id);
-    s.bind(6, proto::ByteView(bytes)).bind(7, t).step();
+    s.bind(6, proto::ByteView(bytes)).bind(7, t).bind(8, clock_drift_ms).step();
     Stmt h(db_, "INSERT INTO history(time_ms, serial, seq, state, detail) VALUES(?1, ?2, ?3, 'LISTED', ?4)");
     h.bind(1, t).bind(2, m.camera_serial).bind(3, m.seq).bind(4, std::string_view("listed by camera")).step();
     exec("COMMIT");

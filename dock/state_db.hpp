@@ -39,6 +39,7 @@ struct SegmentRow {
   std::string receipt;             ///< storage's confirmation (hex SHA-256 of the stored bytes)
   std::string reason;              ///< why quarantined / last error
   std::uint32_t attempts = 0;      ///< store attempts that failed
+  std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's at the listing docking
 };
 
 /// Optional fields a transition sets together with the state.
@@ -65,7 +66,7 @@ class StateDb {
   void camera_seen(const std::string& serial, const std::string& model, const std::string& firmware);
   /// Records a listed segment. `conflict` when the camera lists a known sequence number with a
   /// different manifest: evidence of alteration or replay, never overwritten.
-  ListedResult add_listed(const proto::Manifest& m);
+  ListedResult add_listed(const proto::Manifest& m, std::optional<std::int64_t> clock_drift_ms = std::nullopt);
   std::optional<SegmentRow> get(const std::string& serial, std::uint64_t seq);
   /// A camera's segments by sequence number; `live_only` leaves out PURGED ones (history).
   std::vector<SegmentRow> camera_segments(const std::string& serial, bool live_only = false);

@@ -72,6 +72,23 @@ BOOST_AUTO_TEST_CASE(storing_again_is_idempotent) {
   BOOST_CHECK_EQUAL(count_files(dir / "store" / "BC-0300"), 2u);
 }
 
+// The dock's custody note rides with the manifest; a retry from another docking (another note)
+// is still the same object, and the first note stands.
+BOOST_AUTO_TEST_CASE(the_custody_note_is_stored_and_a_retry_keeps_the_first) {
+  const auto& m = dev.recorded().front();
+  const auto p = spool(m);
+  dock::Custody first{"dock-01", 1500};
+  dock::Custody later{"dock-02", std::nullopt};
+  BOOST_REQUIRE(sink.store_blocking(p, m, first));
+  BOOST_REQUIRE(sink.store_blocking(p, m, later));
+  auto json_path = dir / "store" / dock::LocalDirSink::object_key(m);
+  json_path.replace_extension(".manifest.json");
+  const auto j = boost::json::parse(test::slurp_text(json_path)).as_object();
+  BOOST_CHECK_EQUAL(j.at("custody").at("dock_id").as_string(), "dock-01");
+  BOOST_CHECK_EQUAL(j.at("custody").at("camera_clock_minus_dock_ms").to_number<int>(), 1500);
+  BOOST_CHECK_EQUAL(count_files(dir / "store" / "BC-0300"), 2u);
+}
+
 BOOST_AUTO_TEST_CASE(wrong_bytes_are_refused_and_leave_nothing) {
   const auto& m = dev.recorded()[0];
   auto r = sink.store_blocking(spool(m, true), m);

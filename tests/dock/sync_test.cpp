@@ -424,4 +424,40 @@ BOOST_AUTO_TEST_CASE(a_camera_that_keeps_charging_while_hot_ends_the_session_ove
   BOOST_CHECK_MESSAGE(slot.alert.find("does not stop charging") != std::string::npos, slot.alert);
 }
 
+// A camera whose clock runs 90 s fast: the dock sets it at docking, audits the drift, and the
+// stored manifest carries the custody note with the drift, so evidence timestamps can be explained.
+BOOST_AUTO_TEST_CASE(the_camera_clock_drift_is_recorded_with_the_stored_segment) {
+  auto s = spec("BC-703", 2, kMiB);
+  s.clock_skew_ms = 90'000;
+  auto& cam = camera(s);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  auto cfg = config(1);
+  cfg.dock_id = "dock-07";
+  dock::Dock d(ioc, cfg, sink);
+  const auto ends = run(d, {&link});
+  BOOST_CHECK(ends[0] == SessionEnd::done);
+  check_stored(cam);
+  for (const auto& m : cam.recorded()) {
+    auto json_path = dir / "store" / dock::LocalDirSink::object_key(m);
+    json_path.replace_extension(".manifest.json");
+    const auto v = boost::json::parse(test::slurp_text(json_path)).as_object();
+    BOOST_REQUIRE(v.contains("custody"));
+    const auto& c = v.at("custody").as_object();
+    BOOST_CHECK_EQUAL(c.at("dock_id").as_string(), "dock-07");
+    const auto drift = c.at("camera_clock_minus_dock_ms").to_number<std::int64_t>();
+    BOOST_CHECK_MESSAGE(drift > 88'000 && drift < 92'000, "drift " << drift);
+  }
+  // The audit log has the clock set, with the same drift.
+  std::ifstream in(dir / "state" / "audit" / "audit.log");
+  bool clock_seen = false;
+  for (std::string line; std::getline(in, line);) {
+    auto v = boost::json::parse(line).as_object();
+    if (v["event"] != "clock") continue;
+    clock_seen = true;
+    const auto drift = v["details"].as_object()["camera_minus_dock_ms"].to_number<std::int64_t>();
+    BOOST_CHECK(drift > 88'000 && drift < 92'000);
+  }
+  BOOST_CHECK(clock_seen);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
