@@ -1,5 +1,6 @@
 #include "dock/evidence.hpp"
 
+#include "dock/files.hpp"
 #include "proto/manifest.hpp"
 #include "proto/sha256.hpp"
 
@@ -22,17 +23,6 @@ struct Entry {
   fs::path manifest_file;
   std::optional<proto::Manifest> manifest;
 };
-
-std::string file_sha256(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  proto::Sha256 h;
-  proto::Bytes buf(1 << 20);
-  while (in) {
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    h.update(proto::ByteView(buf.data(), static_cast<std::size_t>(in.gcount())));
-  }
-  return proto::to_hex(h.finish());
-}
 
 std::string seg_name(const std::string& serial, std::uint64_t seq) { return serial + " segment " + std::to_string(seq); }
 
@@ -62,7 +52,9 @@ void check_segment(const std::string& serial, const proto::Manifest& m, const fs
   if (size == m.size && !bad_chunk && proto::digest_equal(digest, m.sha256)) return;
   good = false;
   // Whole-file hash of what is there, to recognise another segment's content (a swap).
-  const auto actual = file_sha256(file);
+  std::uint64_t ignored = 0;
+  const auto whole_file = hash_file(file, ignored);
+  const auto actual = whole_file ? proto::to_hex(*whole_file) : std::string();
   if (auto it = seq_of_sha.find(actual); it != seq_of_sha.end() && it->second != m.seq) {
     problems.push_back(seg_name(serial, m.seq) + ": the file holds segment " + std::to_string(it->second) + "'s content (files swapped or replaced)");
   } else if (size != m.size) {

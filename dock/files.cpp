@@ -1,9 +1,11 @@
 #include "dock/files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 namespace bodydock::dock {
 namespace {
@@ -66,16 +68,33 @@ boost::system::error_code sync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
-boost::system::error_code write_file_atomic(const std::filesystem::path& p, std::string_view content) {
+boost::system::error_code write_file_atomic(const std::filesystem::path& p, std::string_view content, unsigned mode) {
   const auto tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
   {
-    auto fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    auto fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (!fd) return fd.error();
+    if (::fchmod(fd->get(), static_cast<mode_t>(mode)) != 0) return last_error();  // a leftover temporary keeps its old mode
     if (auto ec = write_all_at(fd->get(), {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()}, 0)) return ec;
     if (::fsync(fd->get()) != 0) return last_error();
   }
   if (::rename(tmp.c_str(), p.c_str()) != 0) return last_error();
   return sync_dir(p.parent_path());
+}
+
+boost::system::result<proto::Digest> hash_file(const std::filesystem::path& p, std::uint64_t& size) {
+  auto fd = open_file(p, O_RDONLY);
+  if (!fd) return fd.error();
+  std::vector<std::uint8_t> buf(1u << 20);
+  proto::Sha256 h;
+  size = 0;
+  for (;;) {
+    auto n = read_at(fd->get(), buf, size);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    h.update({buf.data(), *n});
+    size += *n;
+  }
+  return h.finish();
 }
 
 }  // namespace bodydock::dock

@@ -36,6 +36,8 @@ boost::system::error_code sync_file(int fd);
 /// fsync of a directory, so a rename or create in it survives a power cut.
 boost::system::error_code sync_dir(const std::filesystem::path& dir);
 /// Writes a small file atomically: temp file, fsync, rename, fsync directory.
-boost::system::error_code write_file_atomic(const std::filesystem::path& p, std::string_view content);
+boost::system::error_code write_file_atomic(const std::filesystem::path& p, std::string_view content, unsigned mode = 0640);
+/// SHA-256 of a whole file, and its size.
+boost::system::result<proto::Digest> hash_file(const std::filesystem::path& p, std::uint64_t& size);
 
 }  // namespace bodydock::dock

@@ -35,23 +35,6 @@ class SinkCategory final : public boost::system::error_category {
 
 constexpr std::size_t kCopyBlock = 1u << 20;
 
-/// Hashes a whole file; used to recognise an object stored before a crash.
-boost::system::result<proto::Digest> hash_file(const std::filesystem::path& p, std::uint64_t& size) {
-  auto fd = open_file(p, O_RDONLY);
-  if (!fd) return fd.error();
-  std::vector<std::uint8_t> buf(kCopyBlock);
-  proto::Sha256 h;
-  size = 0;
-  for (;;) {
-    auto n = read_at(fd->get(), buf, size);
-    if (!n) return n.error();
-    if (*n == 0) break;
-    h.update({buf.data(), *n});
-    size += *n;
-  }
-  return h.finish();
-}
-
 }  // namespace
 
 const boost::system::error_category& sink_category() noexcept {

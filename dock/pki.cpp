@@ -1,5 +1,6 @@
 #include "dock/pki.hpp"
 
+#include "dock/files.hpp"
 #include "proto/manifest.hpp"
 
 #include <openssl/bn.h>
@@ -64,18 +65,9 @@ std::string read_text(const fs::path& p) {
   return s.str();
 }
 
-/// Writes atomically with `mode` (temporary file, fsync, rename): a crash leaves the old or the new.
-void write_file(const fs::path& p, const std::string& content, mode_t mode) {
-  const auto tmp = p.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) throw PkiError(tmp + ": cannot create (" + std::strerror(errno) + ")");
-  bool ok = ::fchmod(fd, mode) == 0 && ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw PkiError(p.string() + ": cannot write (" + std::strerror(ok ? errno : err) + ")");
-  }
+/// Writes atomically with `mode`: a crash leaves the old file or the new one, never half of one.
+void write_file(const fs::path& p, const std::string& content, unsigned mode) {
+  if (auto ec = dock::write_file_atomic(p, content, mode)) throw PkiError(p.string() + ": cannot write (" + ec.message() + ")");
 }
 
 Bio mem_bio(const std::string& text) { return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
