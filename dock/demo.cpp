@@ -1,6 +1,7 @@
 #include "dock/demo.hpp"
 
 #include "dock/dock.hpp"
+#include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/log.hpp"
 #include "dock/usb_slots.hpp"
@@ -50,6 +51,7 @@ struct DemoCamera {
 
 struct DemoRun {
   asio::io_context ioc;
+  std::unique_ptr<EmulatedFleet> world;
   bool over_usb = false;
   std::unique_ptr<asio::thread_pool> sink_pool;
   std::unique_ptr<LocalDirSink> sink;
@@ -325,7 +327,7 @@ int run_demo(const std::vector<std::string>& args) {
   unsigned cameras = 0, segments = 0, chunk_kib = 256, inflight = 4, timeout_ms = 5000;
   double segment_mib = 0;
   std::uint64_t seed = 1;
-  std::string store, state, log_level = "info";
+  std::string store, state, world, log_level = "info";
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false;
   std::string usb_mode = "in-process";
@@ -337,7 +339,8 @@ int run_demo(const std::vector<std::string>& args) {
     ("segments", po::value(&segments)->required(), "segments recorded on each camera")
     ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
     ("store", po::value(&store)->required(), "local storage directory (the embedded default sink)")
-    ("state", po::value(&state)->required(), "state directory: database, spool, emulated cameras' flash")
+    ("state", po::value(&state)->required(), "the dock's state directory: database, spool, audit log, its trust directory")
+    ("world", po::value(&world), "the emulated world, kept apart from the dock: fleet CA, the organisation's recording key, the cameras' keys and flash (default: the state directory's path + \".world\")")
     ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
     ("seed", po::value(&seed), "seed for the emulated recordings (content and metadata)")
     ("chunk-kib", po::value(&chunk_kib), "chunk size the cameras hash and serve, KiB (default 256)")
@@ -390,9 +393,15 @@ int run_demo(const std::vector<std::string>& args) {
       // The emulated device nodes cannot be polled; the bus says when a transfer may be done.
       run.usb->add_readiness_source(run.bus->readiness_fd());
     }
+    // Everything that is not the dock's lives beside it, never in it: the state directory holds
+    // no key that could decrypt footage (the camera keys and the recording key are the world's).
+    auto state_path = std::filesystem::absolute(state).lexically_normal();
+    if (state_path.filename().empty()) state_path = state_path.parent_path();
+    const std::filesystem::path world_dir = world.empty() ? std::filesystem::path(state_path.string() + ".world") : std::filesystem::path(world);
+    run.world = std::make_unique<EmulatedFleet>(world_dir);
     DockConfig cfg;
     cfg.state_dir = state;
-    cfg.dock_id = "demo-dock";
+    cfg.identity = run.world->dock("demo-dock", state_path / "trust");
     cfg.slots = cameras;
     cfg.reads_in_flight = inflight;
     cfg.request_timeout = std::chrono::milliseconds(timeout_ms);
@@ -400,7 +409,7 @@ int run_demo(const std::vector<std::string>& args) {
     run.sink_pool = std::make_unique<asio::thread_pool>(2);
     run.sink = std::make_unique<LocalDirSink>(store, *run.sink_pool);
     run.dock = std::make_unique<Dock>(run.ioc, cfg, *run.sink);
-    const auto camera_dir = std::filesystem::path(state) / "emulated-cameras";
+    const auto camera_dir = run.world->cameras_dir();
     for (unsigned i = 0; i < cameras; ++i) {
       hw::CameraSpec spec;
       char serial[16];
@@ -411,6 +420,9 @@ int run_demo(const std::vector<std::string>& args) {
       spec.segment_bytes = segment_bytes;
       spec.chunk_size = chunk_kib * 1024;
       spec.battery_pct = static_cast<std::uint8_t>(20 + (i * 17) % 75);
+      char officer[16];
+      std::snprintf(officer, sizeof officer, "officer-%04u", 101 + i);
+      spec.trust = run.world->camera(serial, officer);
       DemoCamera cam;
       cam.device = std::make_unique<hw::CameraDevice>(hw::CameraDevice::open_persistent(spec, camera_dir));
       run.cameras.push_back(std::move(cam));
@@ -429,6 +441,8 @@ int run_demo(const std::vector<std::string>& args) {
     for (const auto& m : c.device->recorded())
       if (!c.device->is_erased(m.seq)) on_cameras += m.size;
   log(Level::notice, "demo: ", cameras, " emulated cameras docked, ", on_cameras / (1 << 20), " MiB to sync into ", run.sink->describe());
+  log(Level::notice, "demo: fleet, recording key and emulated cameras in ", run.world->dir().string(),
+      " (decrypt with dockctl evidence decrypt SEGMENT --key ", run.world->recording_key_file().string(), " --purpose ...)");
 
   const bool live_table = (table || ::isatty(STDOUT_FILENO) == 1) && !no_table;
   if (live_table) Log::set_quiet(true);

@@ -41,6 +41,8 @@ LedLook led_for(SlotPhase p) noexcept {
 
 Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
     : ioc_(ioc), cfg_(std::move(cfg)), sink_(sink), spooled_(ioc.get_executor()), stored_(ioc.get_executor()) {
+  if (!cfg_.identity) throw std::invalid_argument("the dock needs its fleet identity (CA, CRL, dock key and certificate)");
+  cfg_.dock_id = cfg_.identity->id;  // who the dock is, is what its certificate says
   std::filesystem::create_directories(cfg_.state_dir / "spool");
   state_ = std::make_unique<StateDb>(cfg_.state_dir / "dock.sqlite");
   audit_ = std::make_unique<AuditLog>(cfg_.state_dir / "audit" / "audit.log");
@@ -122,6 +124,10 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
     Custody custody;
     custody.dock_id = cfg_.dock_id;
     custody.clock_drift_ms = row.clock_drift_ms;
+    if (auto who = co_await camera_identity(serial)) {
+      custody.camera_certificate = std::move(who->certificate);
+      custody.officer = std::move(who->officer);
+    }
     auto receipt = co_await sink_.store(spool_path(serial, seq), row.manifest, custody);
     if (receipt) {
       SegUpdate u;

@@ -6,6 +6,7 @@
 
 #include "dock/audit.hpp"
 #include "dock/blocking.hpp"
+#include "dock/pki.hpp"
 #include "dock/sink.hpp"
 #include "dock/state_db.hpp"
 #include "usb/async_event.hpp"
@@ -29,6 +30,9 @@ namespace bodydock::dock {
 
 struct DockConfig {
   std::filesystem::path state_dir;       ///< SQLite database and the spool
+  /// Fleet CA, CRL, the dock's key and certificate (pki::load_dock_identity). Required: the dock
+  /// serves no camera without mutual authentication.
+  std::shared_ptr<const pki::DockIdentity> identity;
   std::string dock_id = "dock";
   unsigned slots = 4;
   unsigned reads_in_flight = 4;           ///< READ requests kept queued at the camera
@@ -76,7 +80,9 @@ struct SlotStatus {
 
 /// How a session ended. `overheated`: too hot, and the camera would not stop charging; its port
 /// must be switched off.
-enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated };
+/// `charge_only`: the camera failed authentication (or cannot do it); its port stays powered,
+/// nothing was read or erased.
+enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated, charge_only };
 
 class Dock {
   /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).
@@ -112,6 +118,12 @@ class Dock {
   /// (Plain functions returning awaitables: see blocking.hpp for why no lambda crosses a co_await.)
   auto camera_seen(std::string serial, std::string model, std::string firmware) {
     return db([=](StateDb& s) { s.camera_seen(serial, model, firmware); });
+  }
+  auto camera_authenticated(std::string serial, proto::Bytes certificate, std::string officer) {
+    return db([=](StateDb& s) { s.camera_authenticated(serial, certificate, officer); });
+  }
+  auto camera_identity(std::string serial) {
+    return db([serial = std::move(serial)](StateDb& s) { return s.camera_identity(serial); });
   }
   auto add_listed(proto::Manifest m, std::optional<std::int64_t> clock_drift_ms) {
     return db([m = std::move(m), clock_drift_ms](StateDb& s) { return s.add_listed(m, clock_drift_ms); });

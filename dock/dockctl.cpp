@@ -1,10 +1,13 @@
-// dockctl: the operator's and the centre's tool: the fleet PKI and the audit log (kUsage lists
+// dockctl: the operator's and the centre's tool: the fleet PKI, the audit log and the evidence (kUsage lists
 // the commands). Exit codes: 0 fine, 1 refused / verification failed / I/O error, 2 bad usage.
 #include "dock/audit.hpp"
 #include "dock/cli.hpp"
 #include "dock/evidence.hpp"
 #include "dock/pki.hpp"
 #include "dock/state_db.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,8 +36,16 @@ constexpr const char* kUsage =
     "  pki check --dir D --cert FILE --role dock|camera [--name NAME]\n"
     "                                      verify a certificate against the fleet (CA, time, CRL)\n"
     "  pki device-key --out-private F --out-public F   make a P-256 key pair as a camera would\n"
-    "  evidence verify STORE               check every stored segment of every camera: hashes,\n"
-    "                                      manifests and the chain; gaps and alterations named\n"
+    "  evidence verify STORE [--ca FILE]   check every stored segment of every camera: hashes,\n"
+    "                                      manifests, camera signatures and the chain; gaps and\n"
+    "                                      alterations named. --ca: also check each camera's\n"
+    "                                      certificate against the fleet CA\n"
+    "  evidence decrypt SEGMENT --key ORG_PRIVATE_KEY --out FILE --purpose PURPOSE\n"
+    "           [--by NAME] [--reference TEXT] [--access-log FILE]\n"
+    "                                      decrypt one stored segment after checking it; PURPOSE is\n"
+    "                                      investigation, complaint, subject-access-request or\n"
+    "                                      training; who, why and what are logged first (default\n"
+    "                                      log: evidence-access.log in the store's top directory)\n"
     "  audit verify --state DIR            check the audit log's chain: edited, removed or\n"
     "                                      reordered entries are named; exit 1 if any\n"
     "  audit export --state DIR [--out F]  write the audit log as JSON lines (stdout by default),\n"
@@ -154,6 +165,65 @@ std::optional<bodydock::pki::Validity> validity(const std::map<std::string, std:
   return v;
 }
 
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error(p.string() + ": cannot read");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+int evidence_command(const std::string& sub, const std::vector<std::string>& a) {
+  if (a.empty() || a[0].starts_with("--")) {
+    std::fprintf(stderr, "dockctl: evidence %s needs a %s first\n", sub.c_str(), sub == "verify" ? "STORE" : "SEGMENT");
+    return 2;
+  }
+  const std::vector<std::string> rest(a.begin() + 1, a.end());
+  if (sub == "verify") {
+    auto o = options(rest, {"--ca"});
+    if (!o) return 2;
+    std::optional<bodydock::proto::crypto::TrustAnchor> fleet;
+    if (o->contains("--ca")) fleet = bodydock::proto::crypto::TrustAnchor::from_pem(read_all(o->at("--ca")), "");
+    const auto r = bodydock::dock::verify_evidence(a[0], fleet);
+    for (const auto& n : r.notes) std::printf("NOTE %s\n", n.c_str());
+    for (const auto& p : r.problems) std::printf("PROBLEM %s\n", p.c_str());
+    std::printf("%llu camera(s), %llu segment(s): %llu intact, %zu problem(s)\n", static_cast<unsigned long long>(r.cameras),
+                static_cast<unsigned long long>(r.segments), static_cast<unsigned long long>(r.intact), r.problems.size());
+    return r.ok() ? 0 : 1;
+  }
+  if (sub == "decrypt") {
+    auto o = options(rest, {"--key", "--out", "--purpose", "--by", "--reference", "--access-log"});
+    if (!o || !need(*o, {"--key", "--out", "--purpose"})) return 2;
+    bodydock::dock::DecryptRequest req;
+    req.segment = a[0];
+    req.key = o->at("--key");
+    req.out = o->at("--out");
+    req.purpose = o->at("--purpose");
+    if (std::find(std::begin(bodydock::dock::kDecryptPurposes), std::end(bodydock::dock::kDecryptPurposes), req.purpose) ==
+        std::end(bodydock::dock::kDecryptPurposes)) {
+      std::fprintf(stderr, "dockctl: --purpose must be investigation, complaint, subject-access-request or training, not '%s'\n",
+                   req.purpose.c_str());
+      return 2;
+    }
+    const char* user = std::getenv("SUDO_USER");
+    if (!user) user = std::getenv("USER");
+    if (!user)
+      if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;
+    req.who = o->contains("--by") ? o->at("--by") : std::string(user ? user : "");
+    if (req.who.empty()) {
+      std::fputs("dockctl: say who decrypts with --by NAME\n", stderr);
+      return 2;
+    }
+    if (o->contains("--reference")) req.reference = o->at("--reference");
+    const auto store_root = std::filesystem::absolute(req.segment).parent_path().parent_path();
+    req.access_log = o->contains("--access-log") ? std::filesystem::path(o->at("--access-log")) : store_root / "evidence-access.log";
+    const auto n = bodydock::dock::decrypt_segment(req);
+    std::printf("decrypted %llu bytes to %s (purpose %s, logged in %s)\n", static_cast<unsigned long long>(n), req.out.c_str(),
+                req.purpose.c_str(), req.access_log.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "dockctl: unknown evidence command '%s' (verify, decrypt)\n", sub.c_str());
+  return 2;
+}
+
 int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
   using namespace bodydock::pki;
   if (sub == "init") {
@@ -232,13 +302,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
-    if (cmd == "evidence" && argc == 4 && std::string(argv[2]) == "verify") {
-      const auto r = bodydock::dock::verify_evidence(argv[3]);
-      for (const auto& p : r.problems) std::printf("PROBLEM %s\n", p.c_str());
-      std::printf("%llu camera(s), %llu segment(s): %llu intact, %zu problem(s)\n", static_cast<unsigned long long>(r.cameras),
-                  static_cast<unsigned long long>(r.segments), static_cast<unsigned long long>(r.intact), r.problems.size());
-      return r.ok() ? 0 : 1;
-    }
+    if (cmd == "evidence" && argc >= 3) return evidence_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "pki" && argc >= 3) return pki_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
   } catch (const bodydock::pki::PkiError& e) {
     std::fprintf(stderr, "dockctl: %s\n", e.what());

@@ -1,8 +1,13 @@
 #include "dock/evidence.hpp"
 
+#include "dock/audit.hpp"
 #include "dock/files.hpp"
 #include "proto/manifest.hpp"
 #include "proto/sha256.hpp"
+#include "proto/trust.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 
@@ -12,6 +17,8 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <cstring>
+#include <variant>
 
 namespace bodydock::dock {
 
@@ -70,8 +77,52 @@ void check_segment(const std::string& serial, const proto::Manifest& m, const fs
 
 }  // namespace
 
-EvidenceReport verify_evidence(const fs::path& store) {
+std::optional<proto::Bytes> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  proto::Bytes out;
+  out.reserve(hex.size() / 2);
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<std::uint8_t>(hi * 16 + lo));
+  }
+  return out;
+}
+
+/// The camera's signature over the manifest, with the certificate the dock recorded in its
+/// custody note; empty when it verifies, else why not.
+std::string signature_problem(const boost::json::object& o, const proto::Manifest& m, const std::optional<proto::crypto::TrustAnchor>& fleet) {
+  const auto* custody = o.if_contains("custody");
+  const auto* cert_hex = custody && custody->is_object() ? custody->as_object().if_contains("camera_certificate") : nullptr;
+  if (!cert_hex || !cert_hex->is_string()) return "no camera certificate in the custody note: the signature cannot be checked";
+  const auto der = from_hex(cert_hex->as_string());
+  if (!der) return "the custody note's camera certificate is not hex";
+  std::optional<proto::crypto::PublicKey> key;
+  if (fleet) {
+    const auto verdict = fleet->check(*der, "camera", m.camera_serial);
+    if (const auto* why = std::get_if<std::string>(&verdict)) return "camera certificate: " + *why;
+    key = std::get<proto::crypto::CertInfo>(verdict).key;
+  } else {
+    // Without the fleet CA: the key of the certificate as recorded (the report says so).
+    try {
+      key = proto::crypto::cert_public_key(*der);
+    } catch (const proto::crypto::CryptoError& e) {
+      return std::string("the custody note's camera certificate: ") + e.what();
+    }
+  }
+  if (!proto::manifest_signature_valid(m, *key)) return "the camera's signature does not verify (manifest altered, or not made by this camera)";
+  return {};
+}
+
+EvidenceReport verify_evidence(const fs::path& store, const std::optional<proto::crypto::TrustAnchor>& fleet) {
   EvidenceReport r;
+  if (!fleet) r.notes.push_back("camera certificates not checked against the fleet CA (give --ca): signatures are checked with the certificates the docks recorded");
   if (!fs::is_directory(store)) {
     r.problems.push_back(store.string() + ": not a directory");
     return r;
@@ -111,6 +162,7 @@ EvidenceReport verify_evidence(const fs::path& store) {
         r.problems.push_back(seg_name(serial, m->seq) + ": manifest edited (its fields no longer hash to its manifest_sha256)");
       if (m->camera_serial != serial)
         r.problems.push_back(seg_name(serial, m->seq) + ": manifest of camera '" + m->camera_serial + "' filed under '" + serial + "'");
+      if (const auto why = signature_problem(o, *m, fleet); !why.empty()) r.problems.push_back(seg_name(serial, m->seq) + ": " + why);
       seq_of_sha[proto::to_hex(m->sha256)] = m->seq;
       by_seq[m->seq] = Entry{e.path(), std::move(*m)};
     }
@@ -144,6 +196,92 @@ EvidenceReport verify_evidence(const fs::path& store) {
     }
   }
   return r;
+}
+
+std::uint64_t decrypt_segment(const DecryptRequest& req) {
+  if (std::find(std::begin(kDecryptPurposes), std::end(kDecryptPurposes), req.purpose) == std::end(kDecryptPurposes))
+    throw std::runtime_error("purpose '" + req.purpose + "' is not one of investigation, complaint, subject-access-request, training");
+  if (req.who.empty()) throw std::runtime_error("who is decrypting must be named");
+  auto manifest_file = req.segment;
+  manifest_file.replace_extension(".manifest.json");
+  std::ifstream in(manifest_file, std::ios::binary);
+  if (!in) throw std::runtime_error(manifest_file.string() + ": no manifest beside the segment");
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(text.str(), ec);
+  auto m = ec ? boost::system::result<proto::Manifest>(proto::make_error_code(proto::errc::malformed_frame)) : proto::manifest_from_json(v);
+  if (!m) throw std::runtime_error(manifest_file.string() + ": not a readable manifest (" + m.error().message() + ")");
+  // Only the segment its manifest describes is decrypted: hash first, then every chunk's tag.
+  std::uint64_t size = 0;
+  const auto digest = hash_file(req.segment, size);
+  if (!digest) throw std::runtime_error(req.segment.string() + ": cannot read (" + digest.error().message() + ")");
+  if (size != m->size || !proto::digest_equal(*digest, m->sha256))
+    throw std::runtime_error(req.segment.string() + ": does not match its manifest's SHA-256 (altered); not decrypted");
+  std::ifstream key_in(req.key, std::ios::binary);
+  if (!key_in) throw std::runtime_error(req.key.string() + ": cannot read the recording key");
+  std::stringstream key_text;
+  key_text << key_in.rdbuf();
+  const auto org = proto::crypto::PrivateKey::from_pem(key_text.str());
+  auto key = proto::unwrap_segment_key(m->key_wrap, org, m->camera_serial, m->seq);
+  if (fs::exists(req.out)) throw std::runtime_error(req.out.string() + ": exists; not overwritten");
+
+  // The access is on record before a single plaintext byte exists.
+  {
+    AuditLog log(req.access_log);
+    AuditEvent e;
+    e.event = "decrypt";
+    e.actor = "person " + req.who;
+    e.camera = m->camera_serial;
+    e.segment = m->seq;
+    e.why = req.purpose;
+    e.details["purpose"] = req.purpose;
+    if (!req.reference.empty()) e.details["reference"] = req.reference;
+    e.details["segment_sha256"] = proto::to_hex(m->sha256);
+    e.details["recording_id"] = m->recording_id;
+    e.details["output"] = fs::absolute(req.out).string();
+    log.append(e);
+  }
+
+  const int fd = ::open(req.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(req.out.string() + ": cannot create (" + std::strerror(errno) + ")");
+  std::ifstream seg(req.segment, std::ios::binary);
+  proto::Bytes sealed(m->chunk_size);
+  proto::Bytes plain(m->chunk_size);
+  std::uint64_t written = 0;
+  std::string failure;
+  for (std::uint64_t i = 0; i < m->chunk_count() && failure.empty(); ++i) {
+    const auto n = m->chunk_length(i);
+    seg.read(reinterpret_cast<char*>(sealed.data()), n);
+    if (static_cast<std::uint32_t>(seg.gcount()) != n || n <= proto::crypto::kGcmTag) {
+      failure = "segment shorter than its manifest";
+      break;
+    }
+    const std::span<std::uint8_t> out(plain.data(), n - proto::crypto::kGcmTag);
+    if (!proto::open_chunk(key, m->camera_serial, m->seq, i, i + 1 == m->chunk_count(), proto::ByteView(sealed.data(), n), out)) {
+      failure = "chunk " + std::to_string(i) + " does not authenticate";
+      break;
+    }
+    for (std::size_t done = 0; done < out.size();) {
+      const auto k = ::write(fd, out.data() + done, out.size() - done);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) {
+        failure = std::string("write failed: ") + std::strerror(errno);
+        break;
+      }
+      done += static_cast<std::size_t>(k);
+    }
+    written += out.size();
+  }
+  std::fill(key.begin(), key.end(), std::uint8_t{0});
+  std::fill(plain.begin(), plain.end(), std::uint8_t{0});
+  if (failure.empty() && ::fsync(fd) != 0) failure = std::string("fsync failed: ") + std::strerror(errno);
+  ::close(fd);
+  if (!failure.empty()) {
+    fs::remove(req.out);
+    throw std::runtime_error(req.segment.string() + ": " + failure + "; nothing written");
+  }
+  return written;
 }
 
 }  // namespace bodydock::dock

@@ -80,6 +80,8 @@ boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::file
     boost::json::object c;
     c["dock_id"] = custody.dock_id;
     if (custody.clock_drift_ms) c["camera_clock_minus_dock_ms"] = *custody.clock_drift_ms;
+    if (!custody.officer.empty()) c["officer"] = custody.officer;
+    if (!custody.camera_certificate.empty()) c["camera_certificate"] = proto::to_hex(custody.camera_certificate);
     json["custody"] = std::move(c);
   }
   const auto manifest_text = boost::json::serialize(json) + "\n";

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <variant>
 
 namespace bodydock::pki {
 
@@ -408,6 +409,42 @@ std::optional<std::string> Fleet::check(const fs::path& cert_file, Role role, co
   if (!name.empty() && name_entry(cert.get(), NID_commonName) != name)
     return "issued to '" + name_entry(cert.get(), NID_commonName) + "', not '" + name + "'";
   return std::nullopt;
+}
+
+DockIdentity load_dock_identity(const fs::path& dir) {
+  const auto ca = read_text(dir / "ca.crt");
+  const auto crl = read_text(dir / "crl.pem");
+  const auto cert_pem = read_text(dir / "dock.crt");
+  auto key = load_private_key(dir / "dock.key");  // refuses a key others can read
+  require_p256(key.get(), (dir / "dock.key").string());
+  auto cert = load_cert(dir / "dock.crt");
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    throw PkiError((dir / "dock.key").string() + " does not belong to " + (dir / "dock.crt").string());
+  }
+  auto anchor = [&] {
+    try {
+      return proto::crypto::TrustAnchor::from_pem(ca, crl);
+    } catch (const proto::crypto::CryptoError& e) {
+      throw PkiError(dir.string() + ": " + e.what());
+    }
+  }();
+  auto der = proto::crypto::cert_der(cert_pem);
+  const auto verdict = anchor.check(der, role_name(Role::dock));
+  if (const auto* why = std::get_if<std::string>(&verdict)) throw PkiError((dir / "dock.crt").string() + ": " + *why);
+  return DockIdentity{anchor, proto::crypto::PrivateKey::from_pem(key_pem(key.get())), std::move(der),
+                      std::get<proto::crypto::CertInfo>(verdict).name};
+}
+
+void provision_dock(Fleet& fleet, const std::string& id, const fs::path& trust_dir) {
+  const auto crt = cert_path(fleet.dir(), Role::dock, id);
+  if (!fs::exists(crt)) fleet.issue_dock(id);
+  fs::create_directories(trust_dir);
+  fs::permissions(trust_dir, fs::perms::owner_all, fs::perm_options::replace);
+  write_file(trust_dir / "ca.crt", read_text(fleet.dir() / "ca.crt"), 0644);
+  write_file(trust_dir / "crl.pem", read_text(fleet.dir() / "crl.pem"), 0644);
+  write_file(trust_dir / "dock.key", read_text(fleet.dir() / "docks" / (id + ".key")), 0600);
+  write_file(trust_dir / "dock.crt", read_text(crt), 0644);
 }
 
 void make_device_key(const fs::path& private_pem, const fs::path& public_pem) {

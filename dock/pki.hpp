@@ -13,6 +13,8 @@
 /// and the assigned officer's id as `pseudonym`.
 /// Errors are PkiError with a message that says what is wrong with which file.
 
+#include "proto/crypto.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -74,6 +76,22 @@ class Fleet {
   void write_crl() const;
   std::filesystem::path dir_;
 };
+
+/// What a dock needs to take part in mutual authentication and to sign custody receipts: the
+/// fleet CA and CRL it checks cameras against, its own key and certificate. Never the CA key.
+/// On disk (a "trust directory", 0700): ca.crt, crl.pem, dock.key (0600), dock.crt.
+struct DockIdentity {
+  proto::crypto::TrustAnchor fleet;
+  proto::crypto::PrivateKey key;
+  proto::Bytes cert;   ///< DER
+  std::string id;      ///< the certificate's CN
+};
+/// Loads and checks a trust directory: the dock certificate must verify under the CA and CRL
+/// and belong to the key; errors name the file and what is wrong.
+DockIdentity load_dock_identity(const std::filesystem::path& trust_dir);
+/// Writes the trust directory for dock `id` from a fleet (CA certificate, CRL, the dock's key
+/// and certificate), as an installer would; issues the dock's certificate first if it has none.
+void provision_dock(Fleet& fleet, const std::string& id, const std::filesystem::path& trust_dir);
 
 /// Makes an ECDSA P-256 key pair the way a camera's secure element would, writing the private
 /// key (0600) and the public key as PEM (for tests, the emulator and vendor bring-up).

@@ -1,11 +1,13 @@
 // One docked camera, top to bottom: hello -> status -> list -> pull/verify/spool each segment
 // -> erase what storage confirmed -> wait for the rest of the uploads -> done.
+#include "dock/chain.hpp"
 #include "dock/dock.hpp"
 #include "dock/files.hpp"
 #include "dock/spool.hpp"
 #include "dock/log.hpp"
 #include "proto/messages.hpp"
 #include "proto/sha256.hpp"
+#include "proto/trust.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -60,6 +62,7 @@ const char* end_name(SessionEnd e) {
     case SessionEnd::failed: return "failed";
     case SessionEnd::unresponsive: return "unresponsive";
     case SessionEnd::overheated: return "overheated";
+    case SessionEnd::charge_only: return "charge-only";
   }
   return "?";
 }
@@ -94,6 +97,13 @@ class Session {
   asio::awaitable<boost::system::result<proto::Frame>> receive();
   asio::awaitable<boost::system::result<proto::Frame>> call(MsgType type, const Bytes& payload, MsgType expect);
   asio::awaitable<error_code> handshake();
+  /// Mutual authentication (PROTOCOL.md 5.5). A link failure is returned as the error; a camera
+  /// that fails (or refuses the dock) sets `refused` to why.
+  asio::awaitable<error_code> authenticate(std::string& refused);
+  /// The camera failed authentication: power only, nothing read or erased, audited.
+  asio::awaitable<SessionEnd> charge_only(std::string why);
+  /// Checks the chain of what the camera listed against itself and what the dock holds.
+  asio::awaitable<void> check_chain(const std::vector<proto::Manifest>& listed);
   asio::awaitable<error_code> refresh_status();
   /// Sets the camera's clock from the dock's and audits the drift (evidence timestamps must be explainable).
   asio::awaitable<error_code> set_clock();
@@ -144,6 +154,8 @@ class Session {
   Clock::time_point stopped_hot_at_{};
   bool overheated_ = false;            ///< too hot and still charging: the port must go dark
   std::int64_t clock_offset_ms_ = 0;   ///< camera clock minus dock clock at the last status
+  std::optional<proto::crypto::PublicKey> camera_key_;  ///< from its certificate, once authenticated
+  std::string error_message_;          ///< the text of the last ERROR reply
 };
 
 asio::awaitable<error_code> Session::send(MsgType type, const Bytes& payload, std::uint32_t& id) {
@@ -178,7 +190,9 @@ asio::awaitable<boost::system::result<proto::Frame>> Session::call(MsgType type,
   if (f->header.request_id != id) co_return proto::errc::bad_request;
   if (f->header.type == MsgType::error) {
     auto e = proto::decode_error(f->payload);
-    co_return e ? proto::make_error_code(e->code) : e.error();
+    if (!e) co_return e.error();
+    error_message_ = e->message;
+    co_return proto::make_error_code(e->code);
   }
   if (f->header.type != expect) co_return proto::errc::malformed_frame;
   co_return f;
@@ -186,6 +200,7 @@ asio::awaitable<boost::system::result<proto::Frame>> Session::call(MsgType type,
 
 asio::awaitable<error_code> Session::handshake() {
   proto::Hello hello;
+  hello.min_version = proto::kMinProtocolVersion;
   hello.host_id = dock_.cfg_.dock_id;
   auto f = co_await call(MsgType::hello, proto::encode(hello), MsgType::hello_ok);
   if (!f) co_return f.error();
@@ -197,7 +212,7 @@ asio::awaitable<error_code> Session::handshake() {
   }
   serial_ = ok->serial;
   max_read_ = ok->max_read;
-  if (ok->version < 1 || ok->version > proto::kProtocolVersion) co_return proto::errc::unsupported_version;
+  if (ok->version < proto::kMinProtocolVersion || ok->version > proto::kProtocolVersion) co_return proto::errc::unsupported_version;
   reads_in_flight_ = std::min<std::size_t>(dock_.cfg_.reads_in_flight, ok->max_inflight);
   tag_ = cat("slot ", slot_, " ", serial_);
   status_.serial = ok->serial;
@@ -211,6 +226,94 @@ asio::awaitable<error_code> Session::handshake() {
   d["where"] = link_.describe();
   co_await audit("docking", "camera docked", std::move(d));
   co_return error_code{};
+}
+
+asio::awaitable<error_code> Session::authenticate(std::string& refused) {
+  const auto& me = *dock_.cfg_.identity;
+  const auto started = Clock::now();
+  proto::AuthBegin begin;
+  const auto nonce = proto::crypto::random_bytes(proto::kNonceSize);
+  std::copy(nonce.begin(), nonce.end(), begin.dock_nonce.begin());
+  begin.dock_cert = me.cert;
+  auto f = co_await call(MsgType::auth_begin, proto::encode(begin), MsgType::auth_begin_ok);
+  if (!f) {
+    if (f.error().category() != proto::proto_category()) co_return f.error();
+    refused = cat("the camera refused this dock (", f.error().message(), error_message_.empty() ? "" : ": ", error_message_, ")");
+    co_return error_code{};
+  }
+  auto answer = proto::decode_auth_begin_ok(f->payload);
+  if (!answer) {
+    refused = cat("malformed authentication answer (", answer.error().message(), ")");
+    co_return error_code{};
+  }
+  // Who it claims to be (HELLO) must be who the fleet CA says this key belongs to.
+  const auto verdict = me.fleet.check(answer->camera_cert, "camera", serial_);
+  if (const auto* why = std::get_if<std::string>(&verdict)) {
+    refused = answer->camera_cert.empty() ? std::string("camera is not enrolled in this fleet (no certificate)")
+                                          : cat("camera certificate: ", *why);
+    co_return error_code{};
+  }
+  const auto& cert = std::get<proto::crypto::CertInfo>(verdict);
+  const auto transcript = proto::auth_transcript(proto::AuthRole::camera, begin.dock_nonce, answer->camera_nonce, me.cert,
+                                                 answer->camera_cert, serial_);
+  if (!cert.key.verify(transcript, answer->signature)) {
+    refused = "the camera's signature does not cover this docking's challenge (replayed or forged)";
+    co_return error_code{};
+  }
+  proto::AuthFinish finish;
+  finish.signature = me.key.sign(proto::auth_transcript(proto::AuthRole::dock, begin.dock_nonce, answer->camera_nonce, me.cert,
+                                                        answer->camera_cert, serial_));
+  auto g = co_await call(MsgType::auth_finish, proto::encode(finish), MsgType::auth_finish_ok);
+  if (!g) {
+    if (g.error().category() != proto::proto_category()) co_return g.error();
+    refused = cat("the camera refused this dock (", g.error().message(), error_message_.empty() ? "" : ": ", error_message_, ")");
+    co_return error_code{};
+  }
+  camera_key_ = cert.key;
+  const std::chrono::duration<double, std::milli> took = Clock::now() - started;
+  co_await dock_.camera_authenticated(serial_, answer->camera_cert, cert.officer);
+  log(Level::info, tag_, ": authenticated (officer ", cert.officer, ") in ", took.count(), " ms");
+  boost::json::object d;
+  d["result"] = "ok";
+  d["officer"] = cert.officer;
+  d["camera_certificate_sha256"] = proto::to_hex(proto::Sha256::of(answer->camera_cert));
+  d["took_ms"] = took.count();
+  co_await audit("authentication", "mutual authentication at docking", std::move(d));
+  co_return error_code{};
+}
+
+asio::awaitable<SessionEnd> Session::charge_only(std::string why) {
+  log(Level::error, tag_, ": authentication failed: ", why, "; charge-only: nothing is read or erased");
+  status_.phase = SlotPhase::attention;
+  status_.detail = "charge-only: " + why;
+  boost::json::object d;
+  d["result"] = "failed";
+  d["mode"] = "charge-only";
+  co_await audit("authentication", "authentication failed: " + why, std::move(d));
+  if (!synced_) co_return SessionEnd::charge_only;
+  // The port stays powered so the camera charges; the dock watches its battery and temperature.
+  synced_(SessionEnd::charge_only);
+  const auto end = co_await watch_docked();
+  co_return end == SessionEnd::unplugged ? end : SessionEnd::charge_only;
+}
+
+asio::awaitable<void> Session::check_chain(const std::vector<proto::Manifest>& listed) {
+  std::map<std::uint64_t, KnownSegment> known;
+  for (const auto& row : co_await dock_.camera_segments(serial_)) {
+    if (row.state == SegState::listed && std::any_of(listed.begin(), listed.end(), [&](const auto& m) { return m.seq == row.seq; }))
+      continue;  // listed for the first time just now: it is checked as listed
+    KnownSegment k;
+    k.manifest_hash = proto::manifest_hash(row.manifest);
+    k.sha256 = row.manifest.sha256;
+    k.erased = row.state == SegState::erased || row.state == SegState::purged;
+    known[row.seq] = k;
+  }
+  for (const auto& f : dock::check_chain(listed, known)) {
+    log(Level::error, tag_, " seg ", f.seq, ": hash chain broken: ", f.what);
+    status_.detail = cat("chain broken: ", f.what);
+    attention_ = true;
+    co_await audit("chain broken", f.what, {}, f.seq);
+  }
 }
 
 asio::awaitable<error_code> Session::refresh_status() {
@@ -322,6 +425,7 @@ SessionEnd Session::overheated() {
 
 asio::awaitable<error_code> Session::list_all() {
   proto::List req;
+  std::vector<proto::Manifest> listed;
   for (std::size_t pages = 0;; ++pages) {
     // A camera holds at most a few thousand segments; one that pages on and on is refused.
     if (pages > kMaxListPages) co_return proto::errc::too_large;
@@ -337,6 +441,9 @@ asio::awaitable<error_code> Session::list_all() {
       }
       const auto seq = m.seq;
       on_camera_.insert(seq);
+      // Signed by this camera's key (DESIGN 4): anything else is not its footage as recorded.
+      const bool signed_ok = proto::manifest_signature_valid(m, *camera_key_);
+      listed.push_back(m);
       const auto result = co_await dock_.add_listed(std::move(m), clock_offset_ms_);
       if (result == ListedResult::conflict) {
         // Same sequence number, different manifest: never overwrite what we already hold.
@@ -346,12 +453,20 @@ asio::awaitable<error_code> Session::list_all() {
         co_await audit("manifest conflict", "the camera lists a different manifest for a known segment; not pulled, kept for review", {}, seq);
         continue;
       }
+      if (!signed_ok) {
+        SegmentRow row;
+        row.serial = serial_;
+        row.seq = seq;
+        co_await quarantine(row, "manifest signature does not verify with the camera's certificate");
+        continue;
+      }
       listed_.insert(seq);
     }
     if (!ok->more) break;
     if (ok->next_cursor <= req.cursor) co_return proto::errc::bad_request;  // a cursor that does not advance
     req.cursor = ok->next_cursor;
   }
+  co_await check_chain(listed);
   co_return error_code{};
 }
 
@@ -616,16 +731,32 @@ asio::awaitable<error_code> Session::erase_confirmed() {
       attention_ = true;
       continue;
     }
-    proto::Erase req{seq, Bytes(receipt->begin(), receipt->end())};
+    // The custody receipt (PROTOCOL.md 9): signed by this dock, verified by the camera.
+    proto::Receipt r;
+    r.camera_serial = serial_;
+    r.seq = seq;
+    r.sha256 = *receipt;
+    r.manifest_sha256 = proto::manifest_hash(row.manifest);
+    r.stored_at = cat(dock_.sink_.describe(), " ", row.object_key);
+    r.stored_utc_ms = utc_now_ms();
+    r.dock_cert = dock_.cfg_.identity->cert;
+    const auto signed_receipt = proto::encode_receipt(proto::make_receipt(std::move(r), dock_.cfg_.identity->key));
+    proto::Erase req{seq, signed_receipt};
     auto f = co_await call(MsgType::erase, proto::encode(req), MsgType::erase_ok);
     if (!f && f.error() != proto::errc::not_found) {
       if (f.error().category() == proto::proto_category()) {
-        log(Level::error, tag_, " seg ", seq, ": camera refused erase: ", f.error().message());
+        log(Level::error, tag_, " seg ", seq, ": camera refused erase: ", f.error().message(), " (", error_message_, ")");
         attention_ = true;
-        co_await audit("erase refused", "the camera refused to erase: " + f.error().message(), {}, seq);
+        co_await audit("erase refused", cat("the camera refused to erase: ", f.error().message(), " (", error_message_, ")"), {}, seq);
         continue;
       }
       co_return f.error();
+    }
+    {
+      boost::json::object d;
+      d["receipt_sha256"] = proto::to_hex(proto::Sha256::of(signed_receipt));
+      d["stored_at"] = row.object_key;
+      co_await audit("custody receipt", "signed custody receipt presented for erase", std::move(d), seq);
     }
     co_await dock_.transition(serial_, seq, states(SegState::stored), SegState::erased, SegUpdate{}, "erased by camera; storage confirmed sha256 " + row.receipt);
     ++dock_.totals_.segments_erased;
@@ -659,7 +790,16 @@ asio::awaitable<SessionEnd> Session::run() {
   status_.index = slot_;
   status_.where = link_.describe();
   status_.phase = SlotPhase::authenticating;
-  if (auto ec = co_await handshake()) co_return end_with(ec, "hello");
+  if (auto ec = co_await handshake()) {
+    if (ec == proto::errc::unsupported_version)
+      co_return co_await charge_only("the camera does not speak protocol 2 (mutual authentication)");
+    co_return end_with(ec, "hello");
+  }
+  {
+    std::string refused;
+    if (auto ec = co_await authenticate(refused)) co_return end_with(ec, "authentication");
+    if (!refused.empty()) co_return co_await charge_only(std::move(refused));
+  }
   if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
   if (overheated_) co_return overheated();
   if (auto ec = co_await set_clock()) co_return end_with(ec, "clock");

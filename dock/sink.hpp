@@ -36,6 +36,8 @@ struct StoreReceipt {
 struct Custody {
   std::string dock_id;
   std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's, before it was set
+  proto::Bytes camera_certificate;             ///< DER: the key the manifest signature verifies with
+  std::string officer;                         ///< as the camera's certificate names them
 };
 
 class Sink {

@@ -60,6 +60,12 @@ CREATE TABLE audit_anchor(
     R"sql(
 ALTER TABLE segments ADD COLUMN clock_drift_ms INTEGER;
 )sql",
+    // The fleet certificate a camera authenticated with (DER) and the officer it names: the
+    // centre checks each segment's signature against it.
+    R"sql(
+ALTER TABLE cameras ADD COLUMN certificate BLOB;
+ALTER TABLE cameras ADD COLUMN officer TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -214,6 +220,19 @@ void StateDb::camera_seen(const std::string& serial, const std::string& model, c
   Stmt s(db_, "INSERT INTO cameras(serial, model, firmware, last_seen_ms) VALUES(?1, ?2, ?3, ?4) "
               "ON CONFLICT(serial) DO UPDATE SET model=?2, firmware=?3, last_seen_ms=?4");
   s.bind(1, serial).bind(2, model).bind(3, firmware).bind(4, now_ms()).step();
+}
+
+void StateDb::camera_authenticated(const std::string& serial, proto::ByteView certificate, const std::string& officer) {
+  Stmt s(db_, "UPDATE cameras SET certificate=?2, officer=?3 WHERE serial=?1");
+  s.bind(1, serial).bind(2, certificate).bind(3, officer).step();
+}
+
+std::optional<CameraIdentity> StateDb::camera_identity(const std::string& serial) {
+  Stmt s(db_, "SELECT certificate, officer FROM cameras WHERE serial=?1 AND certificate IS NOT NULL");
+  s.bind(1, serial);
+  if (!s.step()) return std::nullopt;
+  const auto cert = s.blob(0);
+  return CameraIdentity{proto::Bytes(cert.begin(), cert.end()), s.text(1)};
 }
 
 ListedResult StateDb::add_listed(const proto::Manifest& m, std::optional<std::int64_t> clock_drift_ms) {

@@ -53,6 +53,12 @@ struct SegUpdate {
 
 enum class ListedResult { inserted, known, conflict };
 
+/// How a camera proved who it is at its last authenticated docking.
+struct CameraIdentity {
+  proto::Bytes certificate;  ///< DER, issued by the fleet CA
+  std::string officer;
+};
+
 class StateDb {
  public:
   /// Opens (creating) the database and applies pending schema migrations.
@@ -64,6 +70,8 @@ class StateDb {
   [[nodiscard]] int schema_version() const;
 
   void camera_seen(const std::string& serial, const std::string& model, const std::string& firmware);
+  void camera_authenticated(const std::string& serial, proto::ByteView certificate, const std::string& officer);
+  std::optional<CameraIdentity> camera_identity(const std::string& serial);
   /// Records a listed segment. `conflict` when the camera lists a known sequence number with a
   /// different manifest: evidence of alteration or replay, never overwritten.
   ListedResult add_listed(const proto::Manifest& m, std::optional<std::int64_t> clock_drift_ms = std::nullopt);

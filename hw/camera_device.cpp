@@ -110,9 +110,11 @@ void emulated_content(std::uint64_t key, std::uint64_t offset, std::span<std::ui
 CameraDevice::CameraDevice(CameraSpec spec) : spec_(std::move(spec)) { record_segments(); }
 
 void CameraDevice::record_segments() {
+  if (!spec_.trust) throw std::invalid_argument("an emulated camera needs its keys (CameraSpec::trust)");
   if (spec_.chunk_size < proto::kMinChunkSize || spec_.chunk_size > proto::kMaxChunkSize)
     throw std::invalid_argument("chunk size out of range");
-  if (spec_.segment_bytes == 0 || (spec_.segment_bytes + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
+  const auto size = proto::ciphertext_size(spec_.segment_bytes, spec_.chunk_size);
+  if (spec_.segment_bytes == 0 || (size + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
     throw std::invalid_argument("segment size out of range for the chunk size");
   MetaRng rng(content_key(spec_.seed, spec_.serial, 0));
   // Shifts start about 7 hours before "now" in emulated time; incidents every few minutes.
@@ -151,21 +153,76 @@ void CameraDevice::record_segments() {
     // About 2 MB/s of encoded video.
     m.end_utc_ms = t + std::max<std::int64_t>(1000, static_cast<std::int64_t>(spec_.segment_bytes / 2000));
     t = m.end_utc_ms;
-    m.size = spec_.segment_bytes;
+    m.size = size;
     m.chunk_size = spec_.chunk_size;
-    const auto key = content_key(spec_.seed, spec_.serial, seq);
+    manifests_.push_back(m);  // content() below looks the segment up
     for (std::uint64_t c = 0; c < m.chunk_count(); ++c) {
-      const auto len = m.chunk_length(c);
-      std::span<std::uint8_t> part(buf.data(), len);
-      emulated_content(key, c * m.chunk_size, part);
+      std::span<std::uint8_t> part(buf.data(), m.chunk_length(c));
+      content(seq, c * m.chunk_size, part);
       whole.update(part);
       chunk_hash.update(part);
       m.chunk_sha256.push_back(chunk_hash.finish());
     }
     m.sha256 = whole.finish();
     m.prev_manifest_sha256 = prev;
+    // Only the wrapped key leaves the camera; the key itself is forgotten after recording.
+    m.key_wrap = proto::wrap_segment_key(segment_key(seq), spec_.trust->recording_key, spec_.serial, seq);
+    proto::sign_manifest(m, spec_.trust->device_key);
     prev = proto::manifest_hash(m);
-    manifests_.push_back(std::move(m));
+    manifests_.back() = std::move(m);
+  }
+}
+
+proto::Bytes CameraDevice::segment_key(std::uint64_t seq) const {
+  // Emulator only: derived from the seed so a reopened camera serves the same ciphertext. A
+  // real camera draws a random key per segment and keeps only its wrapped form.
+  const auto k = to_le(content_key(spec_.seed, spec_.serial, seq));
+  const std::string_view info = "bodydock-emulator-segment-key";
+  return proto::crypto::hkdf_sha256(ByteView(reinterpret_cast<const std::uint8_t*>(&k), sizeof k), {},
+                                    ByteView(reinterpret_cast<const std::uint8_t*>(info.data()), info.size()), proto::crypto::kKeySize);
+}
+
+std::uint64_t CameraDevice::plaintext_size(std::uint64_t seq) const {
+  const auto* m = find(seq);
+  if (m == nullptr) {
+    auto it = std::find_if(manifests_.begin(), manifests_.end(), [&](const auto& x) { return x.seq == seq; });
+    if (it == manifests_.end()) throw std::out_of_range("no such segment");
+    m = &*it;
+  }
+  return m->size - m->chunk_count() * proto::crypto::kGcmTag;
+}
+
+void CameraDevice::plaintext(std::uint64_t seq, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  emulated_content(content_key(spec_.seed, spec_.serial, seq), offset, out);
+}
+
+void CameraDevice::content(std::uint64_t seq, std::uint64_t offset, std::span<std::uint8_t> out) const {
+  auto it = std::find_if(manifests_.begin(), manifests_.end(), [&](const auto& x) { return x.seq == seq; });
+  if (it == manifests_.end()) throw std::out_of_range("no such segment");
+  const auto& m = *it;
+  const auto key = segment_key(seq);
+  const std::uint64_t plain_chunk = m.chunk_size - proto::crypto::kGcmTag;
+  const auto chunks = m.chunk_count();
+  std::vector<std::uint8_t> plain;
+  std::vector<std::uint8_t> sealed;
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const auto at = offset + done;
+    const auto c = at / m.chunk_size;
+    const auto within = at % m.chunk_size;
+    const auto len = m.chunk_length(c);
+    if (len == 0) throw std::out_of_range("read past the end of a segment");
+    plain.resize(len - proto::crypto::kGcmTag);
+    emulated_content(content_key(spec_.seed, spec_.serial, seq), c * plain_chunk, plain);
+    const auto n = std::min<std::size_t>(len - within, out.size() - done);
+    if (within == 0 && n == len) {
+      proto::seal_chunk(key, spec_.serial, seq, c, c + 1 == chunks, plain, out.subspan(done, n));
+    } else {
+      sealed.resize(len);
+      proto::seal_chunk(key, spec_.serial, seq, c, c + 1 == chunks, plain, sealed);
+      std::memcpy(out.data() + done, sealed.data() + within, n);
+    }
+    done += n;
   }
 }
 
@@ -229,9 +286,61 @@ std::map<std::uint64_t, proto::Digest> CameraDevice::read_erase_log(const std::f
   return log;
 }
 
+const CameraTrust& CameraDevice::trust() const { return *spec_.trust; }
+
+std::string CameraDevice::receipt_problem(const proto::Erase& e, const proto::Manifest& m) const {
+  auto r = proto::decode_receipt(e.receipt);
+  if (!r) return "not a signed custody receipt (" + r.error().message() + ")";
+  if (r->camera_serial != spec_.serial || r->seq != e.seq) return "receipt is for another segment";
+  if (!proto::digest_equal(r->sha256, m.sha256)) return "receipt does not match the segment's SHA-256";
+  if (!proto::digest_equal(r->manifest_sha256, proto::manifest_hash(m))) return "receipt does not match the segment's manifest";
+  const auto who = trust().fleet.check(r->dock_cert, "dock");
+  if (const auto* why = std::get_if<std::string>(&who)) return "receipt signer: " + *why;
+  if (!std::get<proto::crypto::CertInfo>(who).key.verify(proto::receipt_signing_input(*r), r->signature))
+    return "receipt signature does not verify";
+  return {};
+}
+
+void CameraDevice::serve_auth_begin(Bytes& out, std::uint32_t id, const proto::AuthBegin& a) {
+  pending_auth_.reset();
+  authenticated_ = false;
+  if (faults_.replay_auth && last_auth_answer_) return reply(out, MsgType::auth_begin_ok, id, *last_auth_answer_);
+  // Refuse a dock outside the fleet before signing anything for it.
+  const auto dock = trust().fleet.check(a.dock_cert, "dock");
+  if (const auto* why = std::get_if<std::string>(&dock)) return reply_error(out, id, errc::auth_failed, "dock certificate: " + *why);
+  PendingAuth pending{a, {}};
+  const auto nonce = proto::crypto::random_bytes(proto::kNonceSize);
+  std::copy(nonce.begin(), nonce.end(), pending.camera_nonce.begin());
+  proto::AuthBeginOk ok;
+  ok.camera_nonce = pending.camera_nonce;
+  ok.camera_cert = trust().device_cert;
+  ok.signature = trust().device_key.sign(
+      proto::auth_transcript(proto::AuthRole::camera, a.dock_nonce, ok.camera_nonce, a.dock_cert, ok.camera_cert, spec_.serial));
+  pending_auth_ = std::move(pending);
+  const auto payload = proto::encode(ok);
+  last_auth_answer_ = payload;
+  reply(out, MsgType::auth_begin_ok, id, payload);
+}
+
+void CameraDevice::serve_auth_finish(Bytes& out, std::uint32_t id, const proto::AuthFinish& a) {
+  if (!pending_auth_) return reply_error(out, id, errc::bad_state, "AUTH_BEGIN first");
+  const auto pending = std::move(*pending_auth_);
+  pending_auth_.reset();  // one answer per challenge: a second try needs a new AUTH_BEGIN
+  const auto dock = trust().fleet.check(pending.begin.dock_cert, "dock");
+  const auto* info = std::get_if<proto::crypto::CertInfo>(&dock);
+  const auto transcript = proto::auth_transcript(proto::AuthRole::dock, pending.begin.dock_nonce, pending.camera_nonce,
+                                                 pending.begin.dock_cert, trust().device_cert, spec_.serial);
+  if (info == nullptr || !info->key.verify(transcript, a.signature))
+    return reply_error(out, id, errc::auth_failed, "dock signature does not verify");
+  authenticated_ = true;
+  reply(out, MsgType::auth_finish_ok, id, proto::encode(proto::AuthFinishOk{}));
+}
+
 void CameraDevice::reset_session() {
   parser_ = proto::FrameParser{};
   hello_done_ = false;
+  authenticated_ = false;
+  pending_auth_.reset();
   charge_allowed_ = true;
 }
 
@@ -275,14 +384,24 @@ void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
   const auto id = f.header.request_id;
   const ByteView p(f.payload);
   if (!hello_done_ && f.header.type != MsgType::hello) return reply_error(out, id, errc::bad_state, "HELLO first");
+  // Charge-only needs status and charging control; everything that touches footage, the clock
+  // or the flash needs a dock that proved itself (PROTOCOL.md 5.5).
+  const bool needs_auth = f.header.type == MsgType::set_time || f.header.type == MsgType::list || f.header.type == MsgType::read ||
+                          f.header.type == MsgType::erase;
+  if (needs_auth && !authenticated_) {
+    ++refused_unauthenticated_;
+    return reply_error(out, id, errc::not_authenticated, "authenticate first");
+  }
   auto refuse = [&](const boost::system::error_code& ec) { reply_error(out, id, static_cast<errc>(ec.value()), "cannot decode request"); };
   switch (f.header.type) {
     case MsgType::hello: {
       auto h = proto::decode_hello(p);
       if (!h) return refuse(h.error());
-      const auto v = proto::negotiate_version(h->min_version, h->max_version, 1, proto::kProtocolVersion);
-      if (v == 0) return reply_error(out, id, errc::unsupported_version, "this camera speaks protocol 1");
+      const auto v = proto::negotiate_version(h->min_version, h->max_version, proto::kMinProtocolVersion, proto::kProtocolVersion);
+      if (v == 0) return reply_error(out, id, errc::unsupported_version, "this camera speaks protocol 2");
       hello_done_ = true;
+      authenticated_ = false;  // a new handshake needs a new authentication
+      pending_auth_.reset();
       proto::HelloOk ok;
       ok.version = v;
       ok.serial = spec_.serial;
@@ -337,6 +456,16 @@ void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
       charge_requests_.push_back(c->allow);
       return reply(out, MsgType::set_charging_ok, id, proto::encode(proto::SetChargingOk{charging()}));
     }
+    case MsgType::auth_begin: {
+      auto a = proto::decode_auth_begin(p);
+      if (!a) return refuse(a.error());
+      return serve_auth_begin(out, id, *a);
+    }
+    case MsgType::auth_finish: {
+      auto a = proto::decode_auth_finish(p);
+      if (!a) return refuse(a.error());
+      return serve_auth_finish(out, id, *a);
+    }
     default:
       return reply_error(out, id, errc::bad_request, "reply types are not requests");
   }
@@ -348,7 +477,7 @@ void CameraDevice::serve_list(Bytes& out, std::uint32_t id, const proto::List& l
   auto it = std::lower_bound(manifests_.begin(), manifests_.end(), l.cursor, [](const auto& m, std::uint64_t s) { return m.seq < s; });
   ok.next_cursor = l.cursor;
   for (; it != manifests_.end(); ++it) {
-    if (erased_.contains(it->seq)) continue;
+    if (erased_.contains(it->seq) || faults_.hide_from_list.contains(it->seq)) continue;
     const auto size = proto::encode_manifest(*it).size() + 4;
     if (ok.manifests.size() == l.max_count || size > budget) {
       ok.more = true;
@@ -356,6 +485,7 @@ void CameraDevice::serve_list(Bytes& out, std::uint32_t id, const proto::List& l
     }
     budget -= size;
     ok.manifests.push_back(*it);
+    if (faults_.bad_signature.contains(it->seq)) ok.manifests.back().signature.back() ^= 0x01;
     ok.next_cursor = it->seq + 1;
   }
   reply(out, MsgType::list_ok, id, proto::encode(ok));
@@ -371,14 +501,14 @@ void CameraDevice::serve_read(Bytes& out, std::uint32_t id, const proto::Read& r
   out.insert(out.end(), header.begin(), header.end());
   const auto start = out.size();
   out.resize(start + len);
-  std::span<std::uint8_t> content(out.data() + start, len);
-  emulated_content(content_key(spec_.seed, spec_.serial, r.seq), r.offset, content);
+  std::span<std::uint8_t> bytes(out.data() + start, len);
+  content(r.seq, r.offset, bytes);
   // Flash corruption: a flipped bit at the start of each affected chunk this read covers.
   for (auto& [where, left] : faults_.corrupt_chunk) {
     if (where.first != r.seq || left == 0) continue;
     const std::uint64_t at = where.second * m->chunk_size;
     if (at >= r.offset && at < r.offset + len) {
-      content[at - r.offset] ^= 0x10;
+      bytes[at - r.offset] ^= 0x10;
       --left;
     }
   }
@@ -388,10 +518,10 @@ void CameraDevice::serve_read(Bytes& out, std::uint32_t id, const proto::Read& r
 void CameraDevice::serve_erase(Bytes& out, std::uint32_t id, const proto::Erase& e) {
   const auto* m = find(e.seq);
   if (m == nullptr) return reply_error(out, id, errc::not_found, "no such segment");
-  proto::Digest receipt{};
-  if (e.receipt.size() != receipt.size()) return reply_error(out, id, errc::receipt_rejected, "receipt must be the stored SHA-256");
-  std::memcpy(receipt.data(), e.receipt.data(), receipt.size());
-  if (!proto::digest_equal(receipt, m->sha256)) return reply_error(out, id, errc::receipt_rejected, "receipt does not match the segment");
+  if (const auto problem = receipt_problem(e, *m); !problem.empty()) {
+    ++receipts_rejected_;
+    return reply_error(out, id, errc::receipt_rejected, problem);
+  }
   if (on_erase) on_erase(*m);
   if (dir_) {
     // Persist before acknowledging: an erase the dock saw confirmed is never undone by a crash.

@@ -1,5 +1,5 @@
 #pragma once
-/// The emulated camera: the device side of protocol v1 as a transport-free state machine.
+/// The emulated camera: the device side of protocol v2 as a transport-free state machine.
 /// handle() takes the bytes of one OUT transfer and returns the bytes the device queues on its
 /// IN endpoint, so the same model serves the in-process link (hw/emulated_link) and, later,
 /// usbfs ioctls under umockdev. Content is deterministic from a seed (emulated_content), so
@@ -7,11 +7,13 @@
 
 #include "proto/frame.hpp"
 #include "proto/messages.hpp"
+#include "proto/trust.hpp"
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,6 +25,16 @@ namespace bodydock::hw {
 void emulated_content(std::uint64_t key, std::uint64_t offset, std::span<std::uint8_t> out);
 /// Content key of one segment: mixes the camera seed, serial and sequence number.
 std::uint64_t content_key(std::uint64_t seed, const std::string& serial, std::uint64_t seq);
+
+/// What a camera's secure element and firmware hold (DESIGN section 4): its device key, the
+/// certificate the fleet CA issued for it at enrolment (empty: never enrolled), the fleet CA it
+/// checks docks against, and the organisation's recording key it encrypts every segment to.
+struct CameraTrust {
+  proto::crypto::PrivateKey device_key;
+  proto::Bytes device_cert;
+  proto::crypto::TrustAnchor fleet;
+  proto::crypto::PublicKey recording_key;
+};
 
 struct CameraSpec {
   std::string serial = "BC-0001";
@@ -36,6 +48,7 @@ struct CameraSpec {
   std::int16_t temperature_dc = 310;
   std::uint64_t storage_total = 64ull << 30;
   std::int64_t clock_skew_ms = 0;
+  std::shared_ptr<const CameraTrust> trust;  ///< required: cameras of this product always have keys
 };
 
 /// Faults injected on the device side (the link has its own: unplug, hang).
@@ -47,6 +60,13 @@ struct DeviceFaults {
   std::int16_t charge_heat_dc = 0;
   /// A charger the firmware cannot switch off: SET_CHARGING allow=0 is answered "still charging".
   bool charger_uncontrollable = false;
+  /// A cloned or replaying device: answers AUTH_BEGIN with the answer it gave in an earlier
+  /// session (old nonce, old signature) instead of a fresh one.
+  bool replay_auth = false;
+  /// Segments whose listed manifest carries a signature that does not verify (altered on flash).
+  std::set<std::uint64_t> bad_signature;
+  /// Segments left out of LIST while still held (a gap the hash chain must expose).
+  std::set<std::uint64_t> hide_from_list;
 };
 
 class CameraDevice {
@@ -67,6 +87,19 @@ class CameraDevice {
   [[nodiscard]] bool is_erased(std::uint64_t seq) const { return erased_.contains(seq); }
   [[nodiscard]] const std::set<std::uint64_t>& erased() const { return erased_; }
   [[nodiscard]] std::uint64_t bytes_served() const { return bytes_served_; }
+  /// The segment's bytes as the camera stores them (ciphertext), from `offset`.
+  void content(std::uint64_t seq, std::uint64_t offset, std::span<std::uint8_t> out) const;
+  /// The footage before encryption, for tests that check a decryption.
+  void plaintext(std::uint64_t seq, std::uint64_t offset, std::span<std::uint8_t> out) const;
+  /// Plaintext bytes of a segment.
+  [[nodiscard]] std::uint64_t plaintext_size(std::uint64_t seq) const;
+  /// The per-segment key; for the test that proves it is nowhere on the dock.
+  [[nodiscard]] proto::Bytes segment_key(std::uint64_t seq) const;
+  /// Whether the current session completed mutual authentication.
+  [[nodiscard]] bool authenticated() const { return authenticated_; }
+  /// Requests refused because the session was not authenticated, and receipts refused.
+  [[nodiscard]] unsigned refused_unauthenticated() const { return refused_unauthenticated_; }
+  [[nodiscard]] unsigned receipts_rejected() const { return receipts_rejected_; }
   [[nodiscard]] bool charging() const;
   [[nodiscard]] std::int16_t temperature_dc() const;
   [[nodiscard]] std::uint8_t battery_pct() const { return spec_.battery_pct; }
@@ -89,6 +122,11 @@ class CameraDevice {
   void serve_read(proto::Bytes& out, std::uint32_t id, const proto::Read& r);
   void serve_list(proto::Bytes& out, std::uint32_t id, const proto::List& l);
   void serve_erase(proto::Bytes& out, std::uint32_t id, const proto::Erase& e);
+  void serve_auth_begin(proto::Bytes& out, std::uint32_t id, const proto::AuthBegin& a);
+  void serve_auth_finish(proto::Bytes& out, std::uint32_t id, const proto::AuthFinish& a);
+  /// Why a custody receipt does not let `m` be erased, or empty when it does.
+  std::string receipt_problem(const proto::Erase& e, const proto::Manifest& m) const;
+  const CameraTrust& trust() const;
   const proto::Manifest* find(std::uint64_t seq) const;
   void save() const;
 
@@ -98,6 +136,15 @@ class CameraDevice {
   std::optional<std::filesystem::path> dir_;
   proto::FrameParser parser_;
   bool hello_done_ = false;
+  bool authenticated_ = false;
+  struct PendingAuth {
+    proto::AuthBegin begin;
+    proto::Digest camera_nonce{};
+  };
+  std::optional<PendingAuth> pending_auth_;
+  std::optional<proto::Bytes> last_auth_answer_;   ///< for the replay fault
+  unsigned refused_unauthenticated_ = 0;
+  unsigned receipts_rejected_ = 0;
   bool charge_allowed_ = true;   ///< by the dock (SET_CHARGING); every docking starts allowed
   DeviceFaults faults_;
   std::uint64_t bytes_served_ = 0;

@@ -42,6 +42,7 @@ std::string_view errc_name(errc e) noexcept {
     case errc::internal: return "internal device error";
     case errc::bad_state: return "request out of order";
     case errc::truncated: return "truncated payload";
+    case errc::auth_failed: return "authentication failed";
   }
   return "unknown protocol error";
 }

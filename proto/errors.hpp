@@ -27,6 +27,7 @@ enum class errc : std::uint16_t {
   internal = 12,            ///< device fault
   bad_state = 13,           ///< request out of order (e.g. anything before HELLO)
   truncated = 14,           ///< payload shorter than its fields
+  auth_failed = 15,         ///< the peer's certificate or signature did not verify (v2)
 };
 
 const boost::system::error_category& proto_category() noexcept;

@@ -9,7 +9,8 @@ bool is_known_type(std::uint8_t t) noexcept {
     case MsgType::hello: case MsgType::status_get: case MsgType::set_time: case MsgType::list:
     case MsgType::read: case MsgType::erase: case MsgType::hello_ok: case MsgType::status:
     case MsgType::set_time_ok: case MsgType::list_ok: case MsgType::data: case MsgType::erase_ok:
-    case MsgType::set_charging: case MsgType::set_charging_ok: case MsgType::error:
+    case MsgType::set_charging: case MsgType::set_charging_ok: case MsgType::auth_begin: case MsgType::auth_finish:
+    case MsgType::auth_begin_ok: case MsgType::auth_finish_ok: case MsgType::error:
       return true;
   }
   return false;
@@ -31,6 +32,10 @@ const char* type_name(MsgType t) noexcept {
     case MsgType::erase_ok: return "ERASE_OK";
     case MsgType::set_charging: return "SET_CHARGING";
     case MsgType::set_charging_ok: return "SET_CHARGING_OK";
+    case MsgType::auth_begin: return "AUTH_BEGIN";
+    case MsgType::auth_finish: return "AUTH_FINISH";
+    case MsgType::auth_begin_ok: return "AUTH_BEGIN_OK";
+    case MsgType::auth_finish_ok: return "AUTH_FINISH_OK";
     case MsgType::error: return "ERROR";
   }
   return "UNKNOWN";

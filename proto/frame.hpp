@@ -29,6 +29,8 @@ enum class MsgType : std::uint8_t {
   read = 0x05,
   erase = 0x06,
   set_charging = 0x07,
+  auth_begin = 0x08,
+  auth_finish = 0x09,
   hello_ok = 0x81,
   status = 0x82,
   set_time_ok = 0x83,
@@ -36,6 +38,8 @@ enum class MsgType : std::uint8_t {
   data = 0x85,
   erase_ok = 0x86,
   set_charging_ok = 0x87,
+  auth_begin_ok = 0x88,
+  auth_finish_ok = 0x89,
   error = 0xFF,
 };
 

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <optional>
 
@@ -43,6 +44,9 @@ Bytes encode_signed_part(const Manifest& m) {
   for (const auto& d : m.chunk_sha256) w.digest(d);
   w.digest(m.sha256);
   w.digest(m.prev_manifest_sha256);
+  w.u8(m.encryption);
+  w.u16(static_cast<std::uint16_t>(m.key_wrap.size()));
+  w.raw(m.key_wrap);
   return out;
 }
 
@@ -79,6 +83,11 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   for (auto& d : m.chunk_sha256) d = r.digest();
   m.sha256 = r.digest();
   m.prev_manifest_sha256 = r.digest();
+  m.encryption = r.u8();
+  const auto wrap_len = r.u16();
+  if (wrap_len > kMaxKeyWrap) return make_error_code(errc::too_large);
+  const auto wrap = r.take(wrap_len);
+  m.key_wrap.assign(wrap.begin(), wrap.end());
   const auto sig_len = r.u16();
   if (sig_len > kMaxSignature) return make_error_code(errc::too_large);
   const auto sig = r.take(sig_len);
@@ -88,6 +97,8 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   if (last > 1 || !valid_serial(m.camera_serial) || m.end_utc_ms < m.start_utc_ms || m.size == 0) return make_error_code(errc::bad_request);
   if (m.chunk_size < kMinChunkSize || m.chunk_size > kMaxChunkSize) return make_error_code(errc::bad_request);
   if (m.chunk_count() != chunks) return make_error_code(errc::bad_request);
+  // v2: every segment is encrypted on the camera and signed by it (PROTOCOL.md 6.1).
+  if (m.encryption != 1 || m.key_wrap.empty() || m.signature.empty()) return make_error_code(errc::bad_request);
   m.last_in_recording = last == 1;
   return m;
 }
@@ -130,13 +141,20 @@ boost::system::result<Manifest> manifest_from_json(const boost::json::value& v) 
     if (!whole || !prev) return bad;
     m.sha256 = *whole;
     m.prev_manifest_sha256 = *prev;
-    const auto sig = str("signature");
-    if (sig.size() % 2 != 0) return bad;
-    for (std::size_t i = 0; i < sig.size(); i += 2) {
-      unsigned byte = 0;
-      if (std::sscanf(sig.c_str() + i, "%2x", &byte) != 1) return bad;
-      m.signature.push_back(static_cast<std::uint8_t>(byte));
-    }
+    auto hex = [&](const char* k, Bytes& out) {
+      const auto text = str(k);
+      if (text.size() % 2 != 0) return false;
+      for (std::size_t i = 0; i < text.size(); i += 2) {
+        unsigned byte = 0;
+        if (!std::isxdigit(static_cast<unsigned char>(text[i])) || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+            std::sscanf(text.c_str() + i, "%2x", &byte) != 1)
+          return false;
+        out.push_back(static_cast<std::uint8_t>(byte));
+      }
+      return true;
+    };
+    m.encryption = o.at("encryption").to_number<std::uint8_t>();
+    if (!hex("key_wrap", m.key_wrap) || !hex("signature", m.signature)) return bad;
     for (const auto& c : o.at("chunk_sha256").as_array()) {
       auto d = digest_from_hex(std::string(c.as_string()));
       if (!d) return bad;
@@ -170,6 +188,8 @@ boost::json::object manifest_to_json(const Manifest& m) {
       {"chunk_size", m.chunk_size},
       {"sha256", to_hex(m.sha256)},
       {"prev_manifest_sha256", to_hex(m.prev_manifest_sha256)},
+      {"encryption", m.encryption},
+      {"key_wrap", to_hex(m.key_wrap)},
       {"manifest_sha256", to_hex(manifest_hash(m))},
       {"signature", to_hex(m.signature)},
       {"chunk_sha256", std::move(chunks)},

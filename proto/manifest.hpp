@@ -15,13 +15,14 @@
 
 namespace bodydock::proto {
 
-inline constexpr std::uint16_t kManifestVersion = 1;
+inline constexpr std::uint16_t kManifestVersion = 2;
 inline constexpr std::uint32_t kMinChunkSize = 4096;
 inline constexpr std::uint32_t kMaxChunkSize = kMaxReadLength;
 inline constexpr std::size_t kMaxChunks = 16384;
 inline constexpr std::size_t kMaxManifestSize = 600 * 1024;
 inline constexpr std::size_t kMaxSignature = 512;
 inline constexpr std::size_t kMaxSerial = 64;
+inline constexpr std::size_t kMaxKeyWrap = 512;
 
 /// A camera serial the dock accepts: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'.
 /// Serials name directories and object keys, so anything else (a hostile "../x") is refused.
@@ -44,7 +45,9 @@ struct Manifest {
   std::vector<Digest> chunk_sha256;    ///< one per chunk_size bytes, the last may be short
   Digest sha256{};                     ///< whole content
   Digest prev_manifest_sha256{};       ///< zero for a camera's first segment
-  Bytes signature;                     ///< device signature over the signed bytes (may be empty in v1)
+  std::uint8_t encryption = 1;         ///< 1: AES-256-GCM per chunk (proto/trust.hpp)
+  Bytes key_wrap;                      ///< the segment key wrapped to the organisation's recording key
+  Bytes signature;                     ///< the camera's ECDSA P-256 signature (proto/trust.hpp)
 
   [[nodiscard]] std::uint64_t chunk_count() const;
   /// Bytes in chunk i (the last chunk may be short).

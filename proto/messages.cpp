@@ -237,6 +237,61 @@ boost::system::result<SetCharging> decode_set_charging(ByteView in) { return dec
 Bytes encode(const SetChargingOk& m) { return {static_cast<std::uint8_t>(m.charging ? 1 : 0)}; }
 boost::system::result<SetChargingOk> decode_set_charging_ok(ByteView in) { return decode_one_bool<SetChargingOk>(in); }
 
+Bytes encode(const AuthBegin& m) {
+  Bytes b;
+  Writer w(b);
+  w.digest(m.dock_nonce);
+  w.blob(m.dock_cert);
+  return b;
+}
+boost::system::result<AuthBegin> decode_auth_begin(ByteView in) {
+  Reader r(in);
+  AuthBegin m;
+  m.dock_nonce = r.digest();
+  const auto cert = r.blob(kMaxCertificate);
+  m.dock_cert.assign(cert.begin(), cert.end());
+  return done(r, std::move(m));
+}
+
+Bytes encode(const AuthBeginOk& m) {
+  Bytes b;
+  Writer w(b);
+  w.digest(m.camera_nonce);
+  w.blob(m.camera_cert);
+  w.blob(m.signature);
+  return b;
+}
+boost::system::result<AuthBeginOk> decode_auth_begin_ok(ByteView in) {
+  Reader r(in);
+  AuthBeginOk m;
+  m.camera_nonce = r.digest();
+  const auto cert = r.blob(kMaxCertificate);
+  m.camera_cert.assign(cert.begin(), cert.end());
+  const auto sig = r.blob(kMaxAuthSignature);
+  m.signature.assign(sig.begin(), sig.end());
+  return done(r, std::move(m));
+}
+
+Bytes encode(const AuthFinish& m) {
+  Bytes b;
+  Writer w(b);
+  w.blob(m.signature);
+  return b;
+}
+boost::system::result<AuthFinish> decode_auth_finish(ByteView in) {
+  Reader r(in);
+  AuthFinish m;
+  const auto sig = r.blob(kMaxAuthSignature);
+  m.signature.assign(sig.begin(), sig.end());
+  return done(r, std::move(m));
+}
+
+Bytes encode(const AuthFinishOk&) { return {}; }
+boost::system::result<AuthFinishOk> decode_auth_finish_ok(ByteView in) {
+  Reader r(in);
+  return done(r, AuthFinishOk{});
+}
+
 Bytes encode(const ErrorReply& m) {
   Bytes b;
   Writer w(b);
@@ -249,7 +304,7 @@ boost::system::result<ErrorReply> decode_error(ByteView in) {
   ErrorReply m;
   const auto code = r.u16();
   m.message = r.str();
-  if (r.ok() && (code == 0 || code > static_cast<std::uint16_t>(errc::truncated))) m.code = errc::internal;
+  if (r.ok() && (code == 0 || code > static_cast<std::uint16_t>(errc::auth_failed))) m.code = errc::internal;
   else m.code = static_cast<errc>(code);
   return done(r, std::move(m));
 }

@@ -12,7 +12,10 @@
 
 namespace bodydock::proto {
 
-inline constexpr std::uint16_t kProtocolVersion = 1;   ///< the newest version this code speaks
+inline constexpr std::uint16_t kProtocolVersion = 2;   ///< the newest version this code speaks
+inline constexpr std::uint16_t kMinProtocolVersion = 2;  ///< v1 had no authentication: no longer spoken
+inline constexpr std::size_t kMaxCertificate = 2048;     ///< DER certificate in AUTH messages and receipts
+inline constexpr std::size_t kMaxAuthSignature = 256;
 inline constexpr std::uint16_t kMaxListCount = 256;
 
 struct Hello {                       // host -> device
@@ -61,11 +64,27 @@ struct Data {                        // reply to READ; payload view avoids a cop
 };
 struct Erase {
   std::uint64_t seq = 0;
-  Bytes receipt;                     ///< v1: SHA-256 of the object as confirmed by storage
+  Bytes receipt;                     ///< a signed custody receipt (proto/trust.hpp, PROTOCOL.md 9)
 };
 struct EraseOk { std::uint64_t seq = 0; };
 struct SetCharging { bool allow = true; };     // host -> device: may the battery charge from the dock
 struct SetChargingOk { bool charging = false; };  // device -> host: whether it charges now
+/// Mutual authentication (PROTOCOL.md 5.5). The dock opens with its nonce and certificate...
+struct AuthBegin {
+  Digest dock_nonce{};
+  Bytes dock_cert;       ///< DER
+};
+/// ...the camera answers with its own and its signature over the camera transcript...
+struct AuthBeginOk {
+  Digest camera_nonce{};
+  Bytes camera_cert;     ///< DER
+  Bytes signature;       ///< ECDSA-SHA256 (DER) over auth_transcript(camera, ...)
+};
+/// ...and the dock proves itself with its signature over the dock transcript.
+struct AuthFinish {
+  Bytes signature;
+};
+struct AuthFinishOk {};
 struct ErrorReply {
   errc code = errc::internal;
   std::string message;
@@ -89,6 +108,10 @@ Bytes encode(const Erase&);
 Bytes encode(const EraseOk&);
 Bytes encode(const SetCharging&);
 Bytes encode(const SetChargingOk&);
+Bytes encode(const AuthBegin&);
+Bytes encode(const AuthBeginOk&);
+Bytes encode(const AuthFinish&);
+Bytes encode(const AuthFinishOk&);
 Bytes encode(const ErrorReply&);
 
 boost::system::result<Hello> decode_hello(ByteView);
@@ -105,6 +128,10 @@ boost::system::result<Erase> decode_erase(ByteView);
 boost::system::result<EraseOk> decode_erase_ok(ByteView);
 boost::system::result<SetCharging> decode_set_charging(ByteView);
 boost::system::result<SetChargingOk> decode_set_charging_ok(ByteView);
+boost::system::result<AuthBegin> decode_auth_begin(ByteView);
+boost::system::result<AuthBeginOk> decode_auth_begin_ok(ByteView);
+boost::system::result<AuthFinish> decode_auth_finish(ByteView);
+boost::system::result<AuthFinishOk> decode_auth_finish_ok(ByteView);
 boost::system::result<ErrorReply> decode_error(ByteView);
 
 /// Picks the highest version both ranges share, or 0.

@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 
 run() {  # label, extra args...
   local label=$1; shift
-  rm -rf "$work/s" "$work/t"
+  rm -rf "$work/s" "$work/t" "$work/t.world"
   local out
   out=$("$dockd" demo --cameras 4 --segments 4 --segment-mib $((per_camera / 4)) --store "$work/s" --state "$work/t" \
         --exit-when-idle --no-table --log-level warning "$@" 2>/dev/null | grep '^summary:')

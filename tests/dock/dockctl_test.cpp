@@ -1,11 +1,21 @@
 // `dockctl audit` as an operator uses it on a dock's state: verify says the log is intact after a
 // demo, names an edited entry and exits 1, export writes the JSON lines; bad usage exits 2.
 // `dockctl evidence verify` on the demo's store: intact, then a flipped byte named.
+// `dockctl evidence decrypt`: the demo's footage back, only with the organisation's key and a purpose.
+#include "dock/audit.hpp"
+#include "dock/local_sink.hpp"
+#include "hw/camera_device.hpp"
 #include "support/daemon.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/test/unit_test.hpp>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
 #include <fstream>
 
 using namespace bodydock;
@@ -13,6 +23,21 @@ using namespace bodydock;
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+/// The 32-byte private scalar of a P-256 key in PEM: the bytes that would decrypt, however stored.
+proto::Bytes private_scalar(const std::string& pem) {
+  BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  BOOST_REQUIRE(k);
+  BIGNUM* d = nullptr;
+  BOOST_REQUIRE(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1);
+  proto::Bytes out(32);
+  BN_bn2binpad(d, out.data(), 32);
+  BN_clear_free(d);
+  EVP_PKEY_free(k);
+  return out;
+}
 
 }  // namespace
 
@@ -115,3 +140,99 @@ BOOST_AUTO_TEST_CASE(pki_from_the_command_line) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The promise of issue "trust": the demo runs with the fleet PKI and encryption on by default;
+// every segment it stored decrypts, with the organisation's key and a stated purpose, to exactly
+// what the camera recorded; every decryption is logged; and nothing in the dock's state (spool,
+// database, audit log, trust directory) nor in its log output can decrypt anything.
+BOOST_AUTO_TEST_CASE(demo_footage_decrypts_only_at_the_centre_and_only_with_a_purpose) {
+  test::TempDir dir;
+  const auto state = dir / "state";
+  const auto world = dir / "state.world";
+  const auto store = dir / "store";
+  auto [rc, out] = test::run_command({DOCKD_PATH, "demo", "--store", store.string(), "--state", state.string(), "--no-table", "--cameras", "2",
+                                      "--segments", "3", "--segment-mib", "0.3", "--chunk-kib", "64", "--exit-when-idle"},
+                                     dir / "demo.log");
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  const auto demo_log = out;
+  BOOST_CHECK(std::filesystem::exists(state / "trust" / "dock.crt"));
+  BOOST_CHECK(!std::filesystem::exists(state / "trust" / "ca.key"));  // the dock never holds the CA key
+  BOOST_CHECK(contains(demo_log, "authenticated (officer officer-0101)"));
+
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "verify", store.string(), "--ca", (world / "fleet" / "ca.crt").string()}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "2 camera(s), 6 segment(s): 6 intact, 0 problem(s)") && !contains(out, "NOTE"), out);
+
+  const auto key = (world / "org" / "recording.key").string();
+  std::vector<proto::Bytes> secrets;  // what could decrypt: every segment key, the organisation's key
+  std::size_t decrypted = 0;
+  for (const char* serial : {"BC-0001", "BC-0002"}) {
+    hw::CameraSpec spec;
+    spec.serial = serial;
+    const auto cam = hw::CameraDevice::open_persistent(spec, world / "cameras");
+    BOOST_REQUIRE_EQUAL(cam.recorded().size(), 3u);
+    for (const auto& m : cam.recorded()) {
+      secrets.push_back(cam.segment_key(m.seq));
+      const auto seg = store / dock::LocalDirSink::object_key(m);
+      const auto plain = dir / ("plain-" + std::string(serial) + "-" + std::to_string(m.seq));
+      std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "decrypt", seg.string(), "--key", key, "--out", plain.string(), "--purpose",
+                                             "investigation", "--by", "inspector-12", "--reference", "PV-2026-0042"},
+                                            dir / "out.log");
+      BOOST_REQUIRE_MESSAGE(rc == 0, out);
+      const auto got = test::slurp(plain);
+      proto::Bytes expect(cam.plaintext_size(m.seq));
+      cam.plaintext(m.seq, 0, expect);
+      BOOST_CHECK_MESSAGE(got.size() == expect.size() && std::equal(expect.begin(), expect.end(), reinterpret_cast<const std::uint8_t*>(got.data())),
+                          serial << " seq " << m.seq << ": decryption differs from what the camera recorded");
+      BOOST_CHECK((std::filesystem::status(plain).permissions() & std::filesystem::perms::others_read) == std::filesystem::perms::none);
+      ++decrypted;
+    }
+  }
+  BOOST_CHECK_EQUAL(decrypted, 6u);
+  // Every decryption is on record, chained: who, why, which segment.
+  const auto access = store / "evidence-access.log";
+  const auto report = dock::AuditLog::verify(access, std::nullopt);
+  BOOST_CHECK(report.ok());
+  BOOST_CHECK_EQUAL(report.entries, 6u);
+  const auto access_text = test::slurp_text(access);
+  BOOST_CHECK(contains(access_text, R"("actor":"person inspector-12")") && contains(access_text, R"("purpose":"investigation")") &&
+              contains(access_text, R"("reference":"PV-2026-0042")"));
+
+  // No purpose, a purpose the law does not know, or the dock's own key: refused, nothing written.
+  const auto seg1 = (store / dock::LocalDirSink::object_key(
+                                 hw::CameraDevice::open_persistent([] { hw::CameraSpec s; s.serial = "BC-0001"; return s; }(), world / "cameras").recorded()[0]))
+                        .string();
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "decrypt", seg1, "--key", key, "--out", (dir / "x").string()}, dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK(contains(out, "--purpose is required"));
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "decrypt", seg1, "--key", key, "--out", (dir / "x").string(), "--purpose", "curiosity"},
+                                        dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK(contains(out, "--purpose must be investigation, complaint, subject-access-request or training"));
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "evidence", "decrypt", seg1, "--key", (state / "trust" / "dock.key").string(), "--out",
+                                         (dir / "x").string(), "--purpose", "training", "--by", "dock-admin"},
+                                        dir / "out.log");
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "was not wrapped to this organisation key"), out);
+  BOOST_CHECK(!std::filesystem::exists(dir / "x"));
+
+  // The organisation's private key, raw and as PEM, must be nowhere the dock writes.
+  const auto org_pem = test::slurp_text(world / "org" / "recording.key");
+  secrets.emplace_back(org_pem.begin(), org_pem.end());
+  secrets.push_back(private_scalar(org_pem));
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(state))
+    if (e.is_regular_file()) files.push_back(e.path());
+  for (const auto& e : std::filesystem::recursive_directory_iterator(store))
+    if (e.is_regular_file() && e.path().filename() != "evidence-access.log") files.push_back(e.path());
+  BOOST_CHECK_GT(files.size(), 10u);
+  std::size_t searched = 0;
+  for (const auto& f : files) {
+    const auto text = test::slurp(f);
+    searched += text.size();
+    for (const auto& s : secrets)
+      BOOST_CHECK_MESSAGE(std::search(text.begin(), text.end(), s.begin(), s.end()) == text.end(), f << " holds key material");
+  }
+  for (const auto& s : secrets) BOOST_CHECK(std::search(demo_log.begin(), demo_log.end(), s.begin(), s.end()) == demo_log.end());
+  BOOST_TEST_MESSAGE("searched " << files.size() << " files, " << searched << " bytes, for " << secrets.size() << " secrets");
+}

@@ -2,6 +2,7 @@
 #include "dock/local_sink.hpp"
 #include "dock/files.hpp"
 #include "hw/camera_device.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/json.hpp>
@@ -23,12 +24,13 @@ struct SinkFixture {
     s.segments = 2;
     s.segment_bytes = 50'000;
     s.chunk_size = 4096;
+    s.trust = test::camera_keys(s.serial);
     return s;
   }()};
 
   std::filesystem::path spool(const proto::Manifest& m, bool corrupt = false) {
     proto::Bytes content(m.size);
-    hw::emulated_content(hw::content_key(dev.spec().seed, m.camera_serial, m.seq), 0, content);
+    dev.content(m.seq, 0, content);
     if (corrupt) content[100] ^= 1;
     const auto p = dir / ("spool-" + std::to_string(m.seq));
     std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
@@ -77,8 +79,8 @@ BOOST_AUTO_TEST_CASE(storing_again_is_idempotent) {
 BOOST_AUTO_TEST_CASE(the_custody_note_is_stored_and_a_retry_keeps_the_first) {
   const auto& m = dev.recorded().front();
   const auto p = spool(m);
-  dock::Custody first{"dock-01", 1500};
-  dock::Custody later{"dock-02", std::nullopt};
+  dock::Custody first{"dock-01", 1500, {}, {}};
+  dock::Custody later{"dock-02", std::nullopt, {}, {}};
   BOOST_REQUIRE(sink.store_blocking(p, m, first));
   BOOST_REQUIRE(sink.store_blocking(p, m, later));
   auto json_path = dir / "store" / dock::LocalDirSink::object_key(m);

@@ -1,6 +1,7 @@
 // The state database: migrations, guarded transitions with history, conflict detection.
 #include "dock/state_db.hpp"
 #include "hw/camera_device.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -17,6 +18,7 @@ proto::Manifest manifest(std::uint64_t seq) {
   spec.segments = 3;
   spec.segment_bytes = 8192;
   spec.chunk_size = 4096;
+  spec.trust = test::camera_keys(spec.serial);
   hw::CameraDevice dev(spec);
   return dev.recorded().at(seq - 1);
 }
@@ -29,11 +31,11 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 3);
+    BOOST_CHECK_EQUAL(db.schema_version(), 4);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 3);
+  BOOST_CHECK_EQUAL(db.schema_version(), 4);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
 }

@@ -3,16 +3,20 @@
 // data, and a camera that stops answering.
 #include "dock/audit.hpp"
 #include "dock/dock.hpp"
+#include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/emulated_link.hpp"
 #include "proto/sha256.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -35,6 +39,7 @@ hw::CameraSpec spec(const std::string& serial, std::uint32_t segments, std::uint
   s.segment_bytes = bytes;
   s.chunk_size = chunk;
   s.seed = 7;
+  s.trust = test::camera_keys(serial);
   return s;
 }
 
@@ -89,6 +94,7 @@ struct SyncFixture {
   dock::DockConfig config(unsigned slots) const {
     dock::DockConfig c;
     c.state_dir = dir / "state";
+    c.identity = test::dock_identity();
     c.slots = slots;
     c.sync_every_bytes = 256 * 1024;
     c.request_timeout = std::chrono::milliseconds(5000);
@@ -127,7 +133,7 @@ struct SyncFixture {
       const auto bytes = read_file(path);
       BOOST_CHECK(proto::Sha256::of(bytes) == m.sha256);
       proto::Bytes expect(m.size);
-      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      cam.content(m.seq, 0, expect);
       BOOST_CHECK_MESSAGE(bytes == expect, "stored bytes differ from the camera's for seq " << m.seq);
       auto json = path;
       json.replace_extension(".manifest.json");
@@ -195,16 +201,23 @@ BOOST_AUTO_TEST_CASE(three_cameras_five_segments_end_to_end) {
     if (v.contains("segment") && v["segment"].to_number<int>() == 3) seg3.push_back(event);
     if (!v.contains("segment")) camera_events.push_back(event);
   }
-  const std::vector<std::string> ops = {"pulling", "spooled", "stored", "erased", "purged"};
+  const std::vector<std::string> ops = {"pulling", "spooled", "stored", "custody receipt", "erased", "purged"};
   BOOST_CHECK(seg3 == ops);
-  const std::vector<std::string> docking = {"docking", "clock", "session end"};
+  const std::vector<std::string> docking = {"docking", "authentication", "clock", "session end"};
   BOOST_CHECK(camera_events == docking);
+  // The officer and the camera's certificate travel with each stored segment.
+  auto json_path = dir / "store" / dock::LocalDirSink::object_key(cams[1]->recorded()[2]);
+  json_path.replace_extension(".manifest.json");
+  const auto custody = boost::json::parse(test::slurp_text(json_path)).as_object().at("custody").as_object();
+  BOOST_CHECK_EQUAL(custody.at("officer").as_string(), "officer-BC-102");
+  BOOST_CHECK_EQUAL(custody.at("dock_id").as_string(), "dock-test");
+  BOOST_CHECK(!custody.at("camera_certificate").as_string().empty());
 }
 
 BOOST_AUTO_TEST_CASE(unplugged_mid_segment_resumes_from_its_offset_after_restart) {
   auto& cam = camera(spec("BC-200", 2, 4 * kMiB));
   guard_erases(cam);
-  const std::uint64_t total = 8 * kMiB;
+  const std::uint64_t total = cam.recorded()[0].size + cam.recorded()[1].size;
   {
     dock::Dock d(ioc, config(1), sink);
     hw::LinkFaults f;
@@ -237,7 +250,7 @@ BOOST_AUTO_TEST_CASE(unplugged_mid_segment_resumes_from_its_offset_after_restart
   const auto reread = cam.bytes_served() - total;
   BOOST_TEST_MESSAGE("served before redock " << served_before << ", re-read " << reread << " bytes");
   // Only the part after the last durable offset is read again: well below a segment.
-  BOOST_CHECK_EQUAL(cam.bytes_served() - served_before, 4 * kMiB - durable);
+  BOOST_CHECK_EQUAL(cam.bytes_served() - served_before, cam.recorded()[1].size - durable);
   BOOST_CHECK_LT(reread, 4 * kMiB / 4);
 }
 
@@ -431,9 +444,7 @@ BOOST_AUTO_TEST_CASE(the_camera_clock_drift_is_recorded_with_the_stored_segment)
   s.clock_skew_ms = 90'000;
   auto& cam = camera(s);
   hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
-  auto cfg = config(1);
-  cfg.dock_id = "dock-07";
-  dock::Dock d(ioc, cfg, sink);
+  dock::Dock d(ioc, config(1), sink);
   const auto ends = run(d, {&link});
   BOOST_CHECK(ends[0] == SessionEnd::done);
   check_stored(cam);
@@ -443,7 +454,7 @@ BOOST_AUTO_TEST_CASE(the_camera_clock_drift_is_recorded_with_the_stored_segment)
     const auto v = boost::json::parse(test::slurp_text(json_path)).as_object();
     BOOST_REQUIRE(v.contains("custody"));
     const auto& c = v.at("custody").as_object();
-    BOOST_CHECK_EQUAL(c.at("dock_id").as_string(), "dock-07");
+    BOOST_CHECK_EQUAL(c.at("dock_id").as_string(), "dock-test");  // as its certificate names it
     const auto drift = c.at("camera_clock_minus_dock_ms").to_number<std::int64_t>();
     BOOST_CHECK_MESSAGE(drift > 88'000 && drift < 92'000, "drift " << drift);
   }
@@ -458,6 +469,224 @@ BOOST_AUTO_TEST_CASE(the_camera_clock_drift_is_recorded_with_the_stored_segment)
     BOOST_CHECK(drift > 88'000 && drift < 92'000);
   }
   BOOST_CHECK(clock_seen);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Mutual authentication at docking (PROTOCOL.md 5.5): every way a camera can fail it ends in
+// charge-only: nothing listed, read or erased, the slot shows attention with the reason, and the
+// audit log says why. Each case uses a fleet of its own, so revocations stay local.
+namespace {
+
+struct AuthFixture : SyncFixture {
+  dock::EmulatedFleet world{dir / "world"};
+
+  dock::DockConfig auth_config() {
+    auto c = config(1);
+    c.identity = world.dock("dock-auth", dir / "dock-trust");
+    return c;
+  }
+  hw::CameraSpec enrolled(const std::string& serial) {
+    auto s = spec(serial, 2, 256 * 1024);
+    s.trust = world.camera(serial, "officer-7");
+    return s;
+  }
+  /// Docks `cam` once; checks charge-only with `reason` in the slot and the audit log.
+  void expect_charge_only(hw::CameraDevice& cam, const std::string& reason, dock::DockConfig cfg) {
+    hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+    dock::Dock d(ioc, std::move(cfg), sink);
+    const auto ends = run(d, {&link});
+    BOOST_CHECK(ends[0] == SessionEnd::charge_only);
+    const auto& slot = d.slots()[0];
+    BOOST_CHECK(slot.phase == dock::SlotPhase::attention);
+    BOOST_CHECK_MESSAGE(slot.detail.starts_with("charge-only: ") && slot.detail.find(reason) != std::string::npos, slot.detail);
+    // Nothing was read or erased, nothing was even asked for.
+    BOOST_CHECK_EQUAL(cam.bytes_served(), 0u);
+    BOOST_CHECK(cam.erased().empty());
+    BOOST_CHECK_EQUAL(cam.refused_unauthenticated(), 0u);
+    dock::StateDb db(dir / "state" / "dock.sqlite");
+    BOOST_CHECK(db.camera_segments(cam.spec().serial).empty());
+    BOOST_CHECK(!std::filesystem::exists(dir / "store" / cam.spec().serial));
+    bool audited = false;
+    std::ifstream in(dir / "state" / "audit" / "audit.log");
+    for (std::string line; std::getline(in, line);) {
+      auto v = boost::json::parse(line).as_object();
+      if (v["event"] == "authentication" && v["camera"] == boost::json::string_view(cam.spec().serial)) {
+        audited = true;
+        BOOST_CHECK_EQUAL(v["details"].as_object()["mode"].as_string(), "charge-only");
+        BOOST_CHECK_MESSAGE(std::string(v["why"].as_string()).find(reason) != std::string::npos, v["why"]);
+      }
+    }
+    BOOST_CHECK(audited);
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(authentication, AuthFixture)
+
+BOOST_AUTO_TEST_CASE(an_enrolled_camera_authenticates_and_syncs) {
+  auto& cam = camera(enrolled("BC-A01"));
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d(ioc, auth_config(), sink);
+  BOOST_CHECK(run(d, {&link})[0] == SessionEnd::done);
+  check_stored(cam);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_camera_of_another_fleet_gets_charge_only) {
+  dock::EmulatedFleet other(dir / "other");
+  auto s = spec("BC-A02", 2, 256 * 1024);
+  // Its certificate comes from another CA; it would itself accept this fleet's docks.
+  auto keys = std::make_shared<hw::CameraTrust>(*other.camera("BC-A02", "officer-7"));
+  keys->fleet = world.camera("BC-A99", "officer-9")->fleet;
+  s.trust = keys;
+  expect_charge_only(camera(s), "camera certificate: unable to get local issuer certificate", auth_config());
+}
+
+BOOST_AUTO_TEST_CASE(an_expired_camera_certificate_gets_charge_only) {
+  const auto keys = dir / "world" / "camera-keys";
+  pki::make_device_key(keys / "BC-A03.key", keys / "BC-A03.pub");
+  world.fleet().enrol_camera("BC-A03", "officer-7", keys / "BC-A03.pub", pki::Validity{-std::chrono::hours(72), std::chrono::hours(24)});
+  expect_charge_only(camera(enrolled("BC-A03")), "camera certificate: certificate has expired", auth_config());
+}
+
+BOOST_AUTO_TEST_CASE(a_revoked_camera_gets_charge_only) {
+  auto s = enrolled("BC-A04");
+  world.fleet().revoke("BC-A04", "reported stolen");
+  auto cfg = auth_config();  // the dock's trust directory carries the new CRL
+  pki::provision_dock(world.fleet(), "dock-auth", dir / "dock-trust");
+  cfg.identity = std::make_shared<const pki::DockIdentity>(pki::load_dock_identity(dir / "dock-trust"));
+  expect_charge_only(camera(s), "camera certificate: certificate revoked", cfg);
+}
+
+BOOST_AUTO_TEST_CASE(an_unenrolled_camera_gets_charge_only) {
+  auto s = enrolled("BC-A05");
+  auto keys = std::make_shared<hw::CameraTrust>(*s.trust);
+  keys->device_cert.clear();  // its key was never enrolled: no certificate to show
+  s.trust = keys;
+  expect_charge_only(camera(s), "camera is not enrolled in this fleet", auth_config());
+}
+
+BOOST_AUTO_TEST_CASE(a_camera_presenting_another_cameras_certificate_gets_charge_only) {
+  auto s = enrolled("BC-A06");
+  auto keys = std::make_shared<hw::CameraTrust>(*s.trust);
+  keys->device_cert = world.camera("BC-A07", "officer-8")->device_cert;
+  s.trust = keys;
+  expect_charge_only(camera(s), "camera certificate: issued to 'BC-A07', not 'BC-A06'", auth_config());
+}
+
+BOOST_AUTO_TEST_CASE(a_replayed_authentication_gets_charge_only) {
+  auto& cam = camera(enrolled("BC-A08"));
+  {
+    // A first docking, recorded by a cloning device: it authenticates and syncs.
+    hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+    dock::Dock d(ioc, auth_config(), sink);
+    BOOST_CHECK(run(d, {&link})[0] == SessionEnd::done);
+  }
+  // The clone answers the next challenge with that recorded answer.
+  hw::CameraSpec clone_spec = enrolled("BC-A09");
+  auto& clone = camera(clone_spec);
+  clone.faults().replay_auth = true;
+  {
+    hw::EmulatedLink link(ioc.get_executor(), clone, "emulated:1");
+    dock::Dock d(ioc, auth_config(), sink);
+    BOOST_CHECK(run(d, {&link})[0] == SessionEnd::done);  // records its own first answer
+  }
+  clone.reset_session();
+  const auto served = clone.bytes_served();
+  hw::EmulatedLink link(ioc.get_executor(), clone, "emulated:1");
+  dock::Dock d(ioc, auth_config(), sink);
+  BOOST_CHECK(run(d, {&link})[0] == SessionEnd::charge_only);
+  BOOST_CHECK_EQUAL(clone.bytes_served(), served);
+  BOOST_CHECK_MESSAGE(d.slots()[0].detail.find("does not cover this docking's challenge") != std::string::npos, d.slots()[0].detail);
+}
+
+// The other half: a dock outside the fleet cannot make a camera give up anything.
+BOOST_AUTO_TEST_CASE(a_rogue_dock_reads_and_erases_nothing) {
+  auto& cam = camera(enrolled("BC-A10"));
+  dock::EmulatedFleet other(dir / "other");
+  auto cfg = auth_config();
+  cfg.identity = other.dock("rogue-dock", dir / "rogue-trust");
+  // The rogue dock trusts this camera (it carries the real fleet CA), yet the camera refuses it.
+  auto rogue = std::make_shared<pki::DockIdentity>(*cfg.identity);
+  rogue->fleet = world.dock("dock-auth", dir / "dock-trust")->fleet;
+  cfg.identity = rogue;
+  expect_charge_only(cam, "the camera refused this dock", cfg);
+  BOOST_CHECK_EQUAL(cam.receipts_rejected(), 0u);
+}
+
+// Charge-only keeps the camera docked and watched until it is taken.
+BOOST_AUTO_TEST_CASE(charge_only_keeps_watching_until_undocked) {
+  dock::EmulatedFleet other(dir / "other");
+  auto s = spec("BC-A11", 1, 256 * 1024);
+  s.trust = other.camera("BC-A11", "officer-7");
+  s.battery_pct = 50;
+  auto& cam = camera(s);
+  auto cfg = auth_config();
+  cfg.status_interval = std::chrono::milliseconds(20);
+  dock::Dock d(ioc, cfg, sink);
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  std::optional<SessionEnd> reported;
+  SessionEnd end = SessionEnd::failed;
+  auto body = [&]() -> asio::awaitable<void> {
+    end = co_await d.run_session(1, link, [&](SessionEnd e) { reported = e; });
+  };
+  auto undock = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(300));
+    co_await t.async_wait(asio::use_awaitable);
+    link.unplug();
+  };
+  asio::co_spawn(ioc, undock(), asio::detached);
+  test::run_with_watchdog(ioc, body());
+  BOOST_CHECK(reported == SessionEnd::charge_only);
+  BOOST_CHECK(end == SessionEnd::unplugged);
+  BOOST_CHECK_GE(cam.status_polls(), 3u);
+  BOOST_CHECK_GT(cam.battery_pct(), 50);  // it charged while docked
+  BOOST_CHECK_EQUAL(cam.bytes_served(), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Manifest signatures and the chain, checked while listing (DESIGN section 4): a segment whose
+// signature fails is quarantined, never pulled or erased; a segment the camera leaves out of its
+// listing shows as a named gap, audited, with the slot asking for attention. Nothing is repaired.
+BOOST_FIXTURE_TEST_SUITE(evidence_checks, SyncFixture)
+
+BOOST_AUTO_TEST_CASE(a_bad_signature_quarantines_the_segment) {
+  auto& cam = camera(spec("BC-801", 3, 256 * 1024));
+  cam.faults().bad_signature = {2};
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d(ioc, config(1), sink);
+  BOOST_CHECK(run(d, {&link})[0] == SessionEnd::attention);
+  BOOST_CHECK(!cam.is_erased(2));
+  BOOST_CHECK(cam.is_erased(1) && cam.is_erased(3));
+  dock::StateDb db(dir / "state" / "dock.sqlite");
+  const auto row = db.get("BC-801", 2);
+  BOOST_REQUIRE(row);
+  BOOST_CHECK(row->state == SegState::quarantined);
+  BOOST_CHECK_EQUAL(row->reason, "manifest signature does not verify with the camera's certificate");
+  BOOST_CHECK_EQUAL(d.totals().pulled_bytes, cam.recorded()[0].size + cam.recorded()[2].size);
+}
+
+BOOST_AUTO_TEST_CASE(a_hidden_segment_is_a_named_gap) {
+  auto& cam = camera(spec("BC-802", 4, 256 * 1024));
+  cam.faults().hide_from_list = {2};
+  hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+  dock::Dock d(ioc, config(1), sink);
+  BOOST_CHECK(run(d, {&link})[0] == SessionEnd::attention);
+  BOOST_CHECK_EQUAL(d.slots()[0].detail, "chain broken: segment(s) missing between segment 1 and segment 3");
+  BOOST_CHECK(!cam.is_erased(2));
+  check_stored(cam, {2});
+  std::ifstream in(dir / "state" / "audit" / "audit.log");
+  std::size_t breaks = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto v = boost::json::parse(line).as_object();
+    if (v["event"] != "chain broken") continue;
+    ++breaks;
+    BOOST_CHECK_EQUAL(v["segment"].to_number<int>(), 3);
+  }
+  BOOST_CHECK_EQUAL(breaks, 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

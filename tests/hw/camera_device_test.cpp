@@ -3,6 +3,8 @@
 #include "hw/camera_device.hpp"
 #include "proto/messages.hpp"
 #include "proto/sha256.hpp"
+#include "proto/trust.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -20,6 +22,7 @@ hw::CameraSpec small_spec(const std::string& serial = "BC-0100") {
   s.segment_bytes = 100'000;
   s.chunk_size = 16384;
   s.seed = 42;
+  s.trust = test::camera_keys(serial);
   return s;
 }
 
@@ -35,14 +38,54 @@ proto::Frame ask(hw::CameraDevice& dev, MsgType type, const Bytes& payload, std:
   return std::move(*f);
 }
 
+proto::errc error_of(const proto::Frame& f) {
+  BOOST_REQUIRE(f.header.type == MsgType::error);
+  return proto::decode_error(f.payload)->code;
+}
+
+/// The dock's half of mutual authentication (PROTOCOL.md 5.5), as `me`. Returns the camera's
+/// answer to AUTH_FINISH (AUTH_FINISH_OK or an ERROR), or its ERROR to AUTH_BEGIN.
+/// `finish_payload` receives what was sent as AUTH_FINISH (for replay tests).
+proto::Frame authenticate(hw::CameraDevice& dev, const pki::DockIdentity& me, Bytes* finish_payload = nullptr) {
+  proto::AuthBegin begin;
+  const auto nonce = proto::crypto::random_bytes(32);
+  std::copy(nonce.begin(), nonce.end(), begin.dock_nonce.begin());
+  begin.dock_cert = me.cert;
+  auto f = ask(dev, MsgType::auth_begin, proto::encode(begin), 2);
+  if (f.header.type != MsgType::auth_begin_ok) return f;
+  auto answer = proto::decode_auth_begin_ok(f.payload);
+  BOOST_REQUIRE(answer);
+  proto::AuthFinish fin;
+  fin.signature = me.key.sign(proto::auth_transcript(proto::AuthRole::dock, begin.dock_nonce, answer->camera_nonce, me.cert,
+                                                      answer->camera_cert, dev.spec().serial));
+  const auto payload = proto::encode(fin);
+  if (finish_payload) *finish_payload = payload;
+  return ask(dev, MsgType::auth_finish, payload, 3);
+}
+
 void hello(hw::CameraDevice& dev) {
   auto f = ask(dev, MsgType::hello, proto::encode(proto::Hello{}));
   BOOST_REQUIRE(f.header.type == MsgType::hello_ok);
 }
 
-proto::errc error_of(const proto::Frame& f) {
-  BOOST_REQUIRE(f.header.type == MsgType::error);
-  return proto::decode_error(f.payload)->code;
+/// HELLO and mutual authentication as the shared fleet's dock.
+void hello_auth(hw::CameraDevice& dev) {
+  hello(dev);
+  BOOST_REQUIRE(authenticate(dev, *test::dock_identity()).header.type == MsgType::auth_finish_ok);
+  BOOST_REQUIRE(dev.authenticated());
+}
+
+/// A signed custody receipt for `m`, as `me` would issue it.
+Bytes receipt_for(const proto::Manifest& m, const pki::DockIdentity& me) {
+  proto::Receipt r;
+  r.camera_serial = m.camera_serial;
+  r.seq = m.seq;
+  r.sha256 = m.sha256;
+  r.manifest_sha256 = proto::manifest_hash(m);
+  r.stored_at = "test-store";
+  r.stored_utc_ms = 1;
+  r.dock_cert = me.cert;
+  return proto::encode_receipt(proto::make_receipt(r, me.key));
 }
 
 }  // namespace
@@ -83,41 +126,104 @@ BOOST_AUTO_TEST_CASE(manifests_are_realistic_and_chained) {
       BOOST_CHECK_EQUAL(m.pre_record_s, 0);
     }
     if (m.last_in_recording) BOOST_CHECK_NE(m.trigger_off, "segment-rollover");
-    // Hashes match the deterministic content.
+    // Hashes match the ciphertext; the signature verifies with the camera's key; the footage
+    // decrypts (only) with the organisation's recording key.
     Bytes content(m.size);
-    hw::emulated_content(hw::content_key(42, m.camera_serial, m.seq), 0, content);
+    dev.content(m.seq, 0, content);
     BOOST_CHECK(proto::Sha256::of(content) == m.sha256);
     BOOST_CHECK(proto::Sha256::of(proto::ByteView(content).first(m.chunk_size)) == m.chunk_sha256[0]);
+    BOOST_CHECK(proto::manifest_signature_valid(m, dev.spec().trust->device_key.public_key()));
+    BOOST_CHECK_EQUAL(m.encryption, 1);
+    const auto org = proto::crypto::PrivateKey::from_pem(test::slurp_text(test::fleet().recording_key_file()));
+    const auto key = proto::unwrap_segment_key(m.key_wrap, org, m.camera_serial, m.seq);
+    BOOST_CHECK(key == dev.segment_key(m.seq));
+    Bytes plain(m.chunk_length(0) - 16);
+    BOOST_CHECK(proto::open_chunk(key, m.camera_serial, m.seq, 0, m.chunk_count() == 1, proto::ByteView(content).first(m.chunk_length(0)), plain));
+    Bytes expect(plain.size());
+    dev.plaintext(m.seq, 0, expect);
+    BOOST_CHECK(plain == expect);
+    BOOST_CHECK(!std::equal(expect.begin(), expect.end(), content.begin()));  // not stored in the clear
+    const auto other = proto::crypto::PrivateKey::generate();
+    BOOST_CHECK_THROW(proto::unwrap_segment_key(m.key_wrap, other, m.camera_serial, m.seq), proto::crypto::CryptoError);
+    BOOST_CHECK_THROW(proto::unwrap_segment_key(m.key_wrap, org, m.camera_serial, m.seq + 1), proto::crypto::CryptoError);
   }
   BOOST_CHECK(ms.back().last_in_recording);
 }
 
-BOOST_AUTO_TEST_CASE(requests_before_hello_are_refused) {
+BOOST_AUTO_TEST_CASE(requests_before_hello_and_authentication_are_refused) {
   hw::CameraDevice dev(small_spec());
   BOOST_CHECK(error_of(ask(dev, MsgType::list, proto::encode(proto::List{}))) == proto::errc::bad_state);
   hello(dev);
+  // Charge-only requests work without authentication; footage, clock and flash do not.
+  BOOST_CHECK(ask(dev, MsgType::status_get, {}).header.type == MsgType::status);
+  BOOST_CHECK(ask(dev, MsgType::set_charging, proto::encode(proto::SetCharging{true})).header.type == MsgType::set_charging_ok);
+  const auto& m = dev.recorded()[0];
+  BOOST_CHECK(error_of(ask(dev, MsgType::list, proto::encode(proto::List{}))) == proto::errc::not_authenticated);
+  BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{1, 0, 4096}))) == proto::errc::not_authenticated);
+  BOOST_CHECK(error_of(ask(dev, MsgType::set_time, proto::encode(proto::SetTime{1}))) == proto::errc::not_authenticated);
+  BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{1, receipt_for(m, *test::dock_identity())}))) ==
+              proto::errc::not_authenticated);
+  BOOST_CHECK(error_of(ask(dev, MsgType::auth_finish, proto::encode(proto::AuthFinish{Bytes(70, 1)}))) == proto::errc::bad_state);
+  BOOST_CHECK_EQUAL(dev.bytes_served(), 0u);
+  BOOST_CHECK(authenticate(dev, *test::dock_identity()).header.type == MsgType::auth_finish_ok);
   BOOST_CHECK(ask(dev, MsgType::list, proto::encode(proto::List{})).header.type == MsgType::list_ok);
+  // A new HELLO (or docking) needs a new authentication.
+  hello(dev);
+  BOOST_CHECK(error_of(ask(dev, MsgType::list, proto::encode(proto::List{}))) == proto::errc::not_authenticated);
 }
 
-BOOST_AUTO_TEST_CASE(unknown_future_version_only) {
+BOOST_AUTO_TEST_CASE(version_2_only) {
   hw::CameraDevice dev(small_spec());
-  BOOST_CHECK(error_of(ask(dev, MsgType::hello, proto::encode(proto::Hello{2, 9, "x"}))) == proto::errc::unsupported_version);
+  BOOST_CHECK(error_of(ask(dev, MsgType::hello, proto::encode(proto::Hello{1, 1, "x"}))) == proto::errc::unsupported_version);
+  BOOST_CHECK(error_of(ask(dev, MsgType::hello, proto::encode(proto::Hello{3, 9, "x"}))) == proto::errc::unsupported_version);
   auto ok = ask(dev, MsgType::hello, proto::encode(proto::Hello{1, 9, "x"}));
-  BOOST_CHECK_EQUAL(proto::decode_hello_ok(ok.payload)->version, 1);
+  BOOST_CHECK_EQUAL(proto::decode_hello_ok(ok.payload)->version, 2);
+}
+
+// The camera's half of mutual authentication: a dock from another CA, a dock whose signature
+// is replayed from an earlier docking, and a dock certificate in a camera's place all fail,
+// and nothing can then be listed, read or erased.
+BOOST_AUTO_TEST_CASE(rogue_dock_cannot_authenticate_or_erase) {
+  test::TempDir dir;
+  dock::EmulatedFleet other(dir / "other");
+  const auto rogue = other.dock("rogue-dock", dir / "rogue-trust");
+  hw::CameraDevice dev(small_spec());
+  hello(dev);
+  auto f = authenticate(dev, *rogue);
+  BOOST_CHECK(error_of(f) == proto::errc::auth_failed);
+  BOOST_CHECK(!dev.authenticated());
+  const auto& m = dev.recorded()[0];
+  // Its receipt is refused before it is even looked at: the session never authenticated.
+  BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, receipt_for(m, *rogue)}))) == proto::errc::not_authenticated);
+  BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, 0, 4096}))) == proto::errc::not_authenticated);
+
+  // A genuine dock's AUTH_FINISH replayed into a later docking does not verify (new nonces).
+  Bytes recorded;
+  hello(dev);
+  BOOST_REQUIRE(authenticate(dev, *test::dock_identity(), &recorded).header.type == MsgType::auth_finish_ok);
+  dev.reset_session();
+  hello(dev);
+  proto::AuthBegin begin;
+  begin.dock_cert = test::dock_identity()->cert;
+  BOOST_REQUIRE(ask(dev, MsgType::auth_begin, proto::encode(begin)).header.type == MsgType::auth_begin_ok);
+  BOOST_CHECK(error_of(ask(dev, MsgType::auth_finish, recorded)) == proto::errc::auth_failed);
+  BOOST_CHECK(!dev.authenticated());
+  BOOST_CHECK(dev.erased().empty());
+  BOOST_CHECK_EQUAL(dev.bytes_served(), 0u);
 }
 
 BOOST_AUTO_TEST_CASE(reads_serve_exact_bytes_and_bounds) {
   hw::CameraDevice dev(small_spec());
-  hello(dev);
+  hello_auth(dev);
   const auto& m = dev.recorded()[2];
-  auto f = ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, 99'990, 4096}), 5);
+  auto f = ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, m.size - 10, 4096}), 5);
   BOOST_REQUIRE(f.header.type == MsgType::data);
   BOOST_CHECK_EQUAL(f.header.request_id, 5u);
   auto d = proto::decode_data(f.payload);
   BOOST_REQUIRE(d);
   BOOST_CHECK_EQUAL(d->bytes.size(), 10u);  // short at the end of the segment
   Bytes expect(10);
-  hw::emulated_content(hw::content_key(42, m.camera_serial, m.seq), 99'990, expect);
+  dev.content(m.seq, m.size - 10, expect);
   BOOST_CHECK(std::equal(expect.begin(), expect.end(), d->bytes.begin()));
   BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{m.seq, m.size, 1}))) == proto::errc::out_of_range);
   BOOST_CHECK(error_of(ask(dev, MsgType::read, proto::encode(proto::Read{999, 0, 1}))) == proto::errc::not_found);
@@ -125,7 +231,7 @@ BOOST_AUTO_TEST_CASE(reads_serve_exact_bytes_and_bounds) {
 
 BOOST_AUTO_TEST_CASE(list_pages_from_a_cursor) {
   hw::CameraDevice dev(small_spec());
-  hello(dev);
+  hello_auth(dev);
   auto f = ask(dev, MsgType::list, proto::encode(proto::List{3, 2}));
   auto l = proto::decode_list_ok(f.payload);
   BOOST_REQUIRE(l);
@@ -135,34 +241,48 @@ BOOST_AUTO_TEST_CASE(list_pages_from_a_cursor) {
   BOOST_CHECK_EQUAL(l->next_cursor, 5u);
 }
 
-BOOST_AUTO_TEST_CASE(erase_needs_the_right_receipt_and_persists) {
+BOOST_AUTO_TEST_CASE(erase_needs_a_valid_signed_receipt_and_persists) {
   bodydock::test::TempDir dir;
+  dock::EmulatedFleet other(dir / "other");
+  const auto rogue = other.dock("rogue-dock", dir / "rogue-trust");
+  const auto& me = *test::dock_identity();
   {
-    auto dev = hw::CameraDevice::open_persistent(small_spec(), dir.path());
-    hello(dev);
+    auto dev = hw::CameraDevice::open_persistent(small_spec(), dir / "cam");
+    hello_auth(dev);
     const auto m = dev.recorded()[0];
-    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, {}}))) == proto::errc::receipt_rejected);
-    auto wrong = m.sha256;
-    wrong[31] ^= 1;
-    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(wrong.begin(), wrong.end())}))) ==
-                proto::errc::receipt_rejected);
+    auto refused = [&](const Bytes& receipt) {
+      return error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, receipt}))) == proto::errc::receipt_rejected;
+    };
+    BOOST_CHECK(refused({}));
+    BOOST_CHECK(refused(Bytes(m.sha256.begin(), m.sha256.end())));  // the unsigned v1 receipt
+    // Signed by a dock of another fleet, even inside an authenticated session.
+    BOOST_CHECK(refused(receipt_for(m, *rogue)));
+    // A receipt of ours, altered after signing: another segment, another hash, a broken signature.
+    auto other_seg = dev.recorded()[1];
+    BOOST_CHECK(refused(receipt_for(other_seg, me)));
+    auto r = *proto::decode_receipt(receipt_for(m, me));
+    r.stored_at = "elsewhere";
+    BOOST_CHECK(refused(proto::encode_receipt(r)));
+    auto wrong = m;
+    wrong.sha256[31] ^= 1;
+    BOOST_CHECK(refused(receipt_for(wrong, me)));
+    BOOST_CHECK_EQUAL(dev.receipts_rejected(), 6u);
     BOOST_CHECK(!dev.is_erased(m.seq));
-    auto ok = ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(m.sha256.begin(), m.sha256.end())}));
+    auto ok = ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, receipt_for(m, me)}));
     BOOST_CHECK(ok.header.type == MsgType::erase_ok);
     BOOST_CHECK(dev.is_erased(m.seq));
-    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, Bytes(m.sha256.begin(), m.sha256.end())}))) ==
-                proto::errc::not_found);
+    BOOST_CHECK(error_of(ask(dev, MsgType::erase, proto::encode(proto::Erase{m.seq, receipt_for(m, me)}))) == proto::errc::not_found);
   }
   // A power cycle keeps both the recordings and the erasure.
-  auto again = hw::CameraDevice::open_persistent(small_spec(), dir.path());
+  auto again = hw::CameraDevice::open_persistent(small_spec(), dir / "cam");
   BOOST_CHECK(again.is_erased(1));
   BOOST_CHECK_EQUAL(again.recorded().size(), 7u);
-  BOOST_CHECK_EQUAL(hw::CameraDevice::read_erase_log(dir.path(), "BC-0100").size(), 1u);
+  BOOST_CHECK_EQUAL(hw::CameraDevice::read_erase_log(dir / "cam", "BC-0100").size(), 1u);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_input_gets_an_error_and_the_device_recovers) {
   hw::CameraDevice dev(small_spec());
-  hello(dev);
+  hello_auth(dev);
   struct Case {
     const char* name;
     Bytes bytes;
@@ -205,7 +325,7 @@ BOOST_AUTO_TEST_CASE(status_reports_storage_and_battery) {
   BOOST_REQUIRE(st);
   BOOST_CHECK_EQUAL(st->battery_pct, 55);
   BOOST_CHECK(st->charging);
-  BOOST_CHECK_EQUAL(st->storage_used, 7u * 100'000u);
+  BOOST_CHECK_EQUAL(st->storage_used, 7u * dev.recorded()[0].size);
   BOOST_CHECK_EQUAL(st->segment_count, 7u);
 }
 

@@ -29,7 +29,8 @@ BOOST_AUTO_TEST_SUITE(frame)
 BOOST_AUTO_TEST_CASE(round_trip_every_type_and_size) {
   const MsgType types[] = {MsgType::hello, MsgType::status_get, MsgType::set_time, MsgType::list, MsgType::read, MsgType::erase,
                            MsgType::hello_ok, MsgType::status, MsgType::set_time_ok, MsgType::list_ok, MsgType::data,
-                           MsgType::erase_ok, MsgType::set_charging, MsgType::set_charging_ok, MsgType::error};
+                           MsgType::erase_ok, MsgType::set_charging, MsgType::set_charging_ok, MsgType::auth_begin,
+                           MsgType::auth_begin_ok, MsgType::auth_finish, MsgType::auth_finish_ok, MsgType::error};
   const std::size_t sizes[] = {0, 1, 15, 16, 17, 4096, kMaxPayload};
   std::uint32_t id = 1;
   for (auto t : types) {

@@ -23,6 +23,8 @@ Manifest make(std::uint64_t size, std::uint32_t chunk) {
   m.size = size;
   m.chunk_size = chunk;
   m.chunk_sha256.resize(m.chunk_count());
+  m.key_wrap.assign(114, 0x5A);
+  m.signature = {1, 2, 3};
   return m;
 }
 
@@ -59,6 +61,12 @@ BOOST_AUTO_TEST_CASE(inconsistent_manifests_are_refused) {
       {"ends before it starts", [](Manifest& m) { m.end_utc_ms = m.start_utc_ms - 1; }},
       {"no serial", [](Manifest& m) { m.camera_serial.clear(); }},
       {"signature too long", [](Manifest& m) { m.signature.resize(kMaxSignature + 1); }},
+      // v2: every segment is encrypted and signed on the camera.
+      {"unsigned", [](Manifest& m) { m.signature.clear(); }},
+      {"not encrypted", [](Manifest& m) { m.encryption = 0; }},
+      {"unknown encryption", [](Manifest& m) { m.encryption = 2; }},
+      {"no wrapped key", [](Manifest& m) { m.key_wrap.clear(); }},
+      {"wrapped key too long", [](Manifest& m) { m.key_wrap.resize(kMaxKeyWrap + 1); }},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.name) {
@@ -72,13 +80,27 @@ BOOST_AUTO_TEST_CASE(inconsistent_manifests_are_refused) {
   BOOST_CHECK(!decode_manifest(encode_manifest(big)));
 }
 
-BOOST_AUTO_TEST_CASE(chain_hash_covers_content_not_signature) {
+BOOST_AUTO_TEST_CASE(chain_hash_covers_content_and_key_not_signature) {
   auto a = make(10000, 4096);
   auto b = a;
   b.signature = {7};
   BOOST_CHECK(manifest_hash(a) == manifest_hash(b));
   b.sha256[0] ^= 1;
   BOOST_CHECK(manifest_hash(a) != manifest_hash(b));
+  auto c = a;
+  c.key_wrap[5] ^= 1;
+  BOOST_CHECK(manifest_hash(a) != manifest_hash(c));
+}
+
+BOOST_AUTO_TEST_CASE(json_form_round_trips) {
+  auto m = make(10000, 4096);
+  m.chunk_sha256[1].fill(3);
+  auto back = manifest_from_json(manifest_to_json(m));
+  BOOST_REQUIRE(back);
+  BOOST_CHECK(encode_manifest(*back) == encode_manifest(m));
+  auto j = manifest_to_json(m);
+  j["key_wrap"] = "zz";
+  BOOST_CHECK(!manifest_from_json(j));
 }
 
 BOOST_AUTO_TEST_CASE(json_form_names_the_evidence) {

@@ -8,6 +8,7 @@
 #include "hw/port_power.hpp"
 #include "hw/umockdev_bus.hpp"
 #include "proto/sha256.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 #include "usb/usb_context.hpp"
 #include "usb/usb_link.hpp"
@@ -42,6 +43,7 @@ hw::CameraSpec spec(const std::string& serial, std::uint32_t segments, std::uint
   s.segment_bytes = bytes;
   s.chunk_size = 128 * 1024;
   s.seed = 11;
+  s.trust = test::camera_keys(serial);
   return s;
 }
 
@@ -73,6 +75,7 @@ struct UsbFixture {
   dock::DockConfig config() const {
     dock::DockConfig c;
     c.state_dir = dir / "state";
+    c.identity = test::dock_identity();
     c.slots = 1;
     c.sync_every_bytes = 256 * 1024;
     return c;
@@ -83,7 +86,7 @@ struct UsbFixture {
       std::ifstream in(dir / "store" / dock::LocalDirSink::object_key(m), std::ios::binary);
       proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
       proto::Bytes expect(m.size);
-      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      cam.content(m.seq, 0, expect);
       BOOST_CHECK_MESSAGE(bytes == expect, "seq " << m.seq << " not stored intact");
     }
   }
@@ -240,6 +243,7 @@ struct UsbDockRig {
       : sink(dir / "store", pool), dock(ioc, [&] {
           dock::DockConfig cfg;
           cfg.state_dir = dir / "state";
+          cfg.identity = test::dock_identity();
           cfg.slots = slots;
           cfg.request_timeout = timeout;
           cfg.status_interval = status_interval;
@@ -305,7 +309,7 @@ BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact
       std::ifstream in(dir / "store" / dock::LocalDirSink::object_key(m), std::ios::binary);
       proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
       proto::Bytes expect(m.size);
-      hw::emulated_content(hw::content_key(cam.spec().seed, m.camera_serial, m.seq), 0, expect);
+      cam.content(m.seq, 0, expect);
       BOOST_CHECK_MESSAGE(bytes == expect, m.camera_serial << " seq " << m.seq << " not stored intact");
     }
   }
