@@ -27,7 +27,8 @@ class EmulatedFleet {
 
   /// The keys of camera `serial`; made and enrolled (for `officer`) on first use.
   std::shared_ptr<const hw::CameraTrust> camera(const std::string& serial, const std::string& officer);
-  /// Writes the trust directory of dock `id` (issuing its certificate on first use) and loads it.
+  /// Writes the trust directory of dock `id` (issuing its certificate on first use; the CA
+  /// certificate and CRL are refreshed every time) and loads it.
   std::shared_ptr<const pki::DockIdentity> dock(const std::string& id, const std::filesystem::path& trust_dir);
 
   [[nodiscard]] pki::Fleet& fleet() { return fleet_; }

@@ -2,6 +2,7 @@
 // at start-up, port paths, matching, bulk transfers with several in flight, a stall recovered,
 // hotplug removal mid-segment with clean cancellation, and a redock that resumes.
 #include "dock/dock.hpp"
+#include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
@@ -604,4 +605,38 @@ BOOST_AUTO_TEST_CASE(a_camera_that_overheats_and_keeps_charging_has_its_port_swi
   const auto& slot = rig.dock.slots()[0];
   BOOST_CHECK(slot.phase == dock::SlotPhase::attention);
   BOOST_CHECK_NE(slot.alert.find("port power off"), std::string::npos);
+}
+
+// A camera that fails authentication over real USB gets charge-only: its port stays powered (no
+// power cycle, no switch-off), nothing is read, and the slot says why.
+BOOST_AUTO_TEST_CASE(a_camera_that_fails_authentication_keeps_its_port_powered_and_gives_nothing) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  dock::EmulatedFleet other(dir / "other");
+  auto s = spec("BC-FOREIGN", 2, kMiB);
+  s.trust = other.camera("BC-FOREIGN", "officer-x");
+  hw::CameraDevice cam(s);
+  bus.plug(14, cam);
+  UsbDockRig rig(dir, 1);
+  hw::VirtualPortPower power;
+  power.on_change = [&](const std::string&, bool on) {
+    if (!on) bus.unplug(14);
+  };
+  dock::UsbSlots slots(rig.dock, rig.usb, {{"1-1.14", 1}}, usb::CameraMatch{}, {});
+  dock::UsbSlots::PowerPolicy policy;
+  policy.enumerate_timeout = std::chrono::milliseconds(50);
+  slots.set_port_power(&power, policy);
+  rig.watch(slots);
+  slots.start();
+  rig.run_until_ended(1);
+  BOOST_REQUIRE_EQUAL(rig.ends.size(), 1u);
+  BOOST_CHECK(rig.ends[0].end == SessionEnd::charge_only);
+  BOOST_CHECK(power.is_on("1-1.14"));
+  BOOST_CHECK_EQUAL(power.cycles("1-1.14"), 0u);
+  BOOST_CHECK_EQUAL(cam.bytes_served(), 0u);
+  BOOST_CHECK(cam.erased().empty());
+  BOOST_CHECK(rig.dock.slots()[0].phase == dock::SlotPhase::attention);
+  const auto audit = test::slurp_text(dir / "state" / "audit" / "audit.log");
+  BOOST_CHECK_MESSAGE(audit.find(R"("camera":"BC-FOREIGN")") != std::string::npos && audit.find(R"("mode":"charge-only")") != std::string::npos,
+                      audit);
 }
