@@ -29,6 +29,10 @@ constexpr const char* kUsage =
     "commands:\n"
     "  pki init --dir D --name NAME [--days N]   create the fleet CA (ECDSA P-256; 3650 days)\n"
     "  pki issue-dock --dir D --id ID [--days N]  key and certificate for a dock (825 days)\n"
+    "  pki provision-dock --dir D --id ID --out TRUSTDIR\n"
+    "                                      the dock's trust directory: CA certificate, CRL, its key\n"
+    "                                      and certificate (issued first if it has none); rerun to\n"
+    "                                      carry a new CRL to the dock\n"
     "  pki enrol-camera --dir D --serial S --officer O --pubkey FILE [--days N]\n"
     "                                      certificate for a camera's secure-element key (1825 days)\n"
     "  pki revoke --dir D --name NAME --reason TEXT   revoke a dock or camera; re-signs the CRL\n"
@@ -242,6 +246,15 @@ int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
     if (!v) return 2;
     Fleet::open(o->at("--dir")).issue_dock(o->at("--id"), *v);
     std::printf("dock '%s': key and certificate in %s/docks\n", o->at("--id").c_str(), o->at("--dir").c_str());
+    return 0;
+  }
+  if (sub == "provision-dock") {
+    auto o = options(rest, {"--dir", "--id", "--out"});
+    if (!o || !need(*o, {"--dir", "--id", "--out"})) return 2;
+    auto fleet = Fleet::open(o->at("--dir"));
+    provision_dock(fleet, o->at("--id"), o->at("--out"));
+    const auto id = load_dock_identity(o->at("--out"));  // proves the directory works as written
+    std::printf("dock '%s': trust directory %s (ca.crt, crl.pem, dock.key, dock.crt)\n", id.id.c_str(), o->at("--out").c_str());
     return 0;
   }
   if (sub == "enrol-camera") {

@@ -110,6 +110,12 @@ BOOST_AUTO_TEST_CASE(pki_from_the_command_line) {
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
   std::tie(rc, out) = run({"pki", "issue-dock", "--dir", fleet, "--id", "dock-01"});
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  // What the dock gets: everything to authenticate and sign receipts, never the CA key.
+  std::tie(rc, out) = run({"pki", "provision-dock", "--dir", fleet, "--id", "dock-01", "--out", (dir / "trust").string()});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  for (const char* f : {"ca.crt", "crl.pem", "dock.key", "dock.crt"}) BOOST_CHECK(std::filesystem::exists(dir / "trust" / f));
+  BOOST_CHECK(!std::filesystem::exists(dir / "trust" / "ca.key"));
+  BOOST_CHECK((std::filesystem::status(dir / "trust" / "dock.key").permissions() & std::filesystem::perms::group_all) == std::filesystem::perms::none);
   std::tie(rc, out) = run({"pki", "device-key", "--out-private", (dir / "cam.key").string(), "--out-public", (dir / "cam.pub").string()});
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
   std::tie(rc, out) = run({"pki", "enrol-camera", "--dir", fleet, "--serial", "BC-0001", "--officer", "H-1234", "--pubkey", (dir / "cam.pub").string()});
@@ -138,8 +144,6 @@ BOOST_AUTO_TEST_CASE(pki_from_the_command_line) {
   BOOST_CHECK_EQUAL(rc, 2);
   BOOST_CHECK(contains(out, "--days must be 1..36500"));
 }
-
-BOOST_AUTO_TEST_SUITE_END()
 
 // The promise of issue "trust": the demo runs with the fleet PKI and encryption on by default;
 // every segment it stored decrypts, with the organisation's key and a stated purpose, to exactly
@@ -236,3 +240,5 @@ BOOST_AUTO_TEST_CASE(demo_footage_decrypts_only_at_the_centre_and_only_with_a_pu
   for (const auto& s : secrets) BOOST_CHECK(std::search(demo_log.begin(), demo_log.end(), s.begin(), s.end()) == demo_log.end());
   BOOST_TEST_MESSAGE("searched " << files.size() << " files, " << searched << " bytes, for " << secrets.size() << " secrets");
 }
+
+BOOST_AUTO_TEST_SUITE_END()
