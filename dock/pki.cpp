@@ -2,6 +2,7 @@
 
 #include "dock/files.hpp"
 #include "proto/manifest.hpp"
+#include "proto/openssl_util.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -30,17 +31,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using Key = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
-using Crl = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
-using Bio = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using Bn = std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>>;
-using Store = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
-using StoreCtx = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using proto::ossl::Bio;
+using proto::ossl::Bn;
+using proto::ossl::bio_text;
+using proto::ossl::Cert;
+using proto::ossl::Crl;
+using proto::ossl::Free;
+using proto::ossl::Key;
+using proto::ossl::name_entry;
 
 std::string openssl_error() {
   std::string out;
@@ -71,13 +69,7 @@ void write_file(const fs::path& p, const std::string& content, unsigned mode) {
   if (auto ec = dock::write_file_atomic(p, content, mode)) throw PkiError(p.string() + ": cannot write (" + ec.message() + ")");
 }
 
-Bio mem_bio(const std::string& text) { return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
-
-std::string bio_text(BIO* b) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b, &data);
-  return std::string(data, static_cast<std::size_t>(n));
-}
+using proto::ossl::mem_bio;
 
 Cert load_cert(const fs::path& p) {
   const auto text = read_text(p);
@@ -103,10 +95,9 @@ Key load_private_key(const fs::path& p) {
 }
 
 void require_p256(EVP_PKEY* k, const std::string& what) {
-  char group[64] = {};
-  std::size_t len = 0;
-  if (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_group_name(k, group, sizeof group, &len) != 1 || std::string(group) != "prime256v1")
-    throw PkiError(what + ": not an ECDSA P-256 key" + (group[0] ? std::string(" (curve ") + group + ")" : std::string()));
+  std::string curve;
+  if (!proto::ossl::is_p256(k, &curve))
+    throw PkiError(what + ": not an ECDSA P-256 key" + (curve.empty() ? std::string() : " (curve " + curve + ")"));
 }
 
 Key new_p256_key() {
@@ -127,13 +118,6 @@ std::string cert_pem(X509* c) {
   return bio_text(b.get());
 }
 
-std::string name_entry(X509* c, int nid) {
-  X509_NAME* n = X509_get_subject_name(c);
-  const int i = X509_NAME_get_index_by_NID(n, nid, -1);
-  if (i < 0) return {};
-  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
-  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s)));
-}
 
 std::string serial_hex(X509* c) {
   Bn bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), nullptr));
@@ -382,32 +366,24 @@ std::vector<Issued> Fleet::list() const {
 }
 
 std::optional<std::string> Fleet::check(const fs::path& cert_file, Role role, const std::string& name) const {
-  Cert cert;
+  proto::Bytes der;
   try {
-    cert = load_cert(cert_file);
+    der = proto::crypto::cert_der(read_text(cert_file));
   } catch (const PkiError& e) {
-    return e.what();
+    return std::string(e.what());  // cannot read it
+  } catch (const proto::crypto::CryptoError&) {
+    return cert_file.string() + ": not a PEM certificate";
   }
-  auto ca = load_cert(dir_ / "ca.crt");
-  const auto crl_text = read_text(dir_ / "crl.pem");
-  auto b = mem_bio(crl_text);
-  Crl crl(PEM_read_bio_X509_CRL(b.get(), nullptr, nullptr, nullptr));
-  if (!crl) fail((dir_ / "crl.pem").string() + ": not a PEM CRL");
-  Store store(X509_STORE_new());
-  X509_STORE_add_cert(store.get(), ca.get());
-  X509_STORE_add_crl(store.get(), crl.get());
-  X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
-  StoreCtx ctx(X509_STORE_CTX_new());
-  if (!X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr)) fail("cannot set up certificate verification");
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int err = X509_STORE_CTX_get_error(ctx.get());
-    ERR_clear_error();
-    return std::string(X509_verify_cert_error_string(err));
-  }
-  if (name_entry(cert.get(), NID_organizationalUnitName) != role_name(role))
-    return std::string("not a ") + role_name(role) + " certificate (OU=" + name_entry(cert.get(), NID_organizationalUnitName) + ")";
-  if (!name.empty() && name_entry(cert.get(), NID_commonName) != name)
-    return "issued to '" + name_entry(cert.get(), NID_commonName) + "', not '" + name + "'";
+  // The same check a dock makes at docking (proto::crypto::TrustAnchor), with this fleet's CRL.
+  const auto anchor = [&] {
+    try {
+      return proto::crypto::TrustAnchor::from_pem(read_text(dir_ / "ca.crt"), read_text(dir_ / "crl.pem"));
+    } catch (const proto::crypto::CryptoError& e) {
+      throw PkiError(dir_.string() + ": " + e.what());
+    }
+  }();
+  const auto verdict = anchor.check(der, role_name(role), name);
+  if (const auto* why = std::get_if<std::string>(&verdict)) return *why;
   return std::nullopt;
 }
 

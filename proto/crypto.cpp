@@ -1,5 +1,7 @@
 #include "proto/crypto.hpp"
 
+#include "proto/openssl_util.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -15,15 +17,12 @@
 namespace bodydock::proto::crypto {
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using Bio = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+using ossl::Bio;
+using ossl::Cert;
+using ossl::Free;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, Free<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
-using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
 using StoreCtx = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
 
 std::shared_ptr<EVP_PKEY> own(EVP_PKEY* k) { return {k, EVP_PKEY_free}; }
@@ -35,27 +34,13 @@ std::shared_ptr<EVP_PKEY> own(EVP_PKEY* k) { return {k, EVP_PKEY_free}; }
   throw CryptoError(b[0] ? what + " (" + b + ")" : what);
 }
 
-Bio mem(std::string_view text) { return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
+using ossl::bio_text;
+using ossl::name_entry;
+
+Bio mem(std::string_view text) { return ossl::mem_bio(text); }
 
 void require_p256(EVP_PKEY* k, const char* what) {
-  char group[64] = {};
-  std::size_t len = 0;
-  if (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_group_name(k, group, sizeof group, &len) != 1 || std::strcmp(group, "prime256v1") != 0)
-    throw CryptoError(std::string(what) + ": not an ECDSA P-256 key");
-}
-
-std::string name_entry(X509* c, int nid) {
-  X509_NAME* n = X509_get_subject_name(c);
-  const int i = X509_NAME_get_index_by_NID(n, nid, -1);
-  if (i < 0) return {};
-  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
-  return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s))};
-}
-
-std::string bio_text(BIO* b) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b, &data);
-  return {data, static_cast<std::size_t>(n)};
+  if (!ossl::is_p256(k)) throw CryptoError(std::string(what) + ": not an ECDSA P-256 key");
 }
 
 }  // namespace

@@ -68,10 +68,9 @@ bool manifest_signature_valid(const Manifest& m, const crypto::PublicKey& device
   return device_key.verify(manifest_signing_input(m), m.signature);
 }
 
-Bytes receipt_signing_input(const Receipt& r) {
-  Bytes out;
-  Writer w(out);
-  label(w, "bodydock-receipt-v2");
+namespace {
+/// The receipt's fields up to (not including) the signature: what is signed and sent.
+void write_receipt_fields(Writer& w, const Receipt& r) {
   w.u8(kReceiptVersion);
   w.str(r.camera_serial);
   w.u64(r.seq);
@@ -80,20 +79,21 @@ Bytes receipt_signing_input(const Receipt& r) {
   w.str(r.stored_at);
   w.i64(r.stored_utc_ms);
   w.blob(r.dock_cert);
+}
+}  // namespace
+
+Bytes receipt_signing_input(const Receipt& r) {
+  Bytes out;
+  Writer w(out);
+  label(w, "bodydock-receipt-v2");
+  write_receipt_fields(w, r);
   return out;
 }
 
 Bytes encode_receipt(const Receipt& r) {
   Bytes out;
   Writer w(out);
-  w.u8(kReceiptVersion);
-  w.str(r.camera_serial);
-  w.u64(r.seq);
-  w.digest(r.sha256);
-  w.digest(r.manifest_sha256);
-  w.str(r.stored_at);
-  w.i64(r.stored_utc_ms);
-  w.blob(r.dock_cert);
+  write_receipt_fields(w, r);
   w.blob(r.signature);
   return out;
 }
