@@ -3,6 +3,7 @@
 #include "dock/dock.hpp"
 #include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
+#include "dock/s3_sink.hpp"
 #include "dock/log.hpp"
 #include "dock/usb_slots.hpp"
 #include "hw/camera_device.hpp"
@@ -54,7 +55,8 @@ struct DemoRun {
   std::unique_ptr<EmulatedFleet> world;
   bool over_usb = false;
   std::unique_ptr<asio::thread_pool> sink_pool;
-  std::unique_ptr<LocalDirSink> sink;
+  std::unique_ptr<s3::Client> s3_client;
+  std::unique_ptr<Sink> sink;
   std::unique_ptr<Dock> dock;
   std::vector<DemoCamera> cameras;
   // --usb emulated-libusb: the bus must exist before libusb starts (it redirects sysfs and
@@ -318,6 +320,22 @@ long peak_rss_kib() {
   return ru.ru_maxrss;
 }
 
+/// The demo brings its own bucket (with Object Lock) when it is not there yet; a production
+/// dock is given one.
+void ensure_bucket(DemoRun& run, const std::string& bucket) {
+  std::optional<s3::Client::Result> answer;
+  asio::co_spawn(run.ioc, run.s3_client->create_bucket(bucket, true), [&answer](std::exception_ptr e, s3::Client::Result r) {
+    if (e) std::rethrow_exception(e);
+    answer = std::move(r);
+  });
+  run.ioc.run();
+  run.ioc.restart();
+  if (!answer || !*answer) throw std::runtime_error("S3 endpoint unreachable: " + (answer ? answer->error().message() : std::string("no answer")));
+  const auto& r = **answer;
+  if (!r.ok() && r.error_code() != "BucketAlreadyOwnedByYou")
+    throw std::runtime_error("cannot use bucket '" + bucket + "': HTTP " + std::to_string(r.status) + " " + r.error_code());
+}
+
 constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]";
 
 }  // namespace
@@ -331,14 +349,15 @@ int run_demo(const std::vector<std::string>& args) {
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false;
   std::string usb_mode = "in-process";
-  unsigned usb_transfer_kib = 256, usb_in_flight = 4;
+  unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16;
   // clang-format off
   opts.add_options()
     ("help", "this text")
     ("cameras", po::value(&cameras)->required(), "emulated cameras docked at start, 1..12 (one per slot)")
     ("segments", po::value(&segments)->required(), "segments recorded on each camera")
     ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
-    ("store", po::value(&store)->required(), "local storage directory (the embedded default sink)")
+    ("store", po::value(&store)->required(), "where footage goes: a local directory (the embedded default sink) or s3://BUCKET[/PREFIX] (endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+    ("s3-part-mib", po::value(&s3_part_mib), "with --store s3://: multipart part size, MiB (5..1024, default 16)")
     ("state", po::value(&state)->required(), "the dock's state directory: database, spool, audit log, its trust directory")
     ("world", po::value(&world), "the emulated world, kept apart from the dock: fleet CA, the organisation's recording key, the cameras' keys and flash (default: the state directory's path + \".world\")")
     ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
@@ -372,6 +391,7 @@ int run_demo(const std::vector<std::string>& args) {
     if (usb_mode != "in-process" && usb_mode != "emulated-libusb") throw UsageError("--usb must be in-process or emulated-libusb");
     if (usb_transfer_kib < 4 || usb_transfer_kib > 4096) throw UsageError("--usb-transfer-kib must be 4..4096");
     if (usb_in_flight < 1 || usb_in_flight > 32) throw UsageError("--usb-in-flight must be 1..32");
+    if (s3_part_mib < 5 || s3_part_mib > 1024) throw UsageError("--s3-part-mib must be 5..1024");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
     if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
@@ -407,7 +427,21 @@ int run_demo(const std::vector<std::string>& args) {
     cfg.request_timeout = std::chrono::milliseconds(timeout_ms);
     run.exit_when_idle = exit_when_idle;
     run.sink_pool = std::make_unique<asio::thread_pool>(2);
-    run.sink = std::make_unique<LocalDirSink>(store, *run.sink_pool);
+    if (store.starts_with("s3://")) {
+      const auto where = S3Location::parse(store);
+      auto need = [](const char* name) {
+        const char* v = std::getenv(name);
+        if (!v || !*v) throw UsageError(std::string("--store s3://... needs ") + name + " in the environment");
+        return std::string(v);
+      };
+      auto endpoint = s3::Endpoint::parse(need("AWS_ENDPOINT_URL"), need("AWS_REGION"));
+      run.s3_client = std::make_unique<s3::Client>(run.ioc.get_executor(), endpoint,
+                                                   s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}});
+      ensure_bucket(run, where.bucket);
+      run.sink = std::make_unique<S3Sink>(*run.s3_client, where, *run.sink_pool, std::size_t{s3_part_mib} << 20);
+    } else {
+      run.sink = std::make_unique<LocalDirSink>(store, *run.sink_pool);
+    }
     run.dock = std::make_unique<Dock>(run.ioc, cfg, *run.sink);
     const auto camera_dir = run.world->cameras_dir();
     for (unsigned i = 0; i < cameras; ++i) {

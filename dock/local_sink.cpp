@@ -27,6 +27,7 @@ class SinkCategory final : public boost::system::error_category {
       case sink_errc::content_mismatch: return "spooled bytes do not match the manifest's SHA-256";
       case sink_errc::object_conflict: return "storage holds different bytes under this segment's key";
       case sink_errc::spool_unreadable: return "the spool copy cannot be read";
+      case sink_errc::storage_error: return "storage answered with an error";
     }
     return "unknown sink error";
   }
@@ -36,6 +37,19 @@ class SinkCategory final : public boost::system::error_category {
 constexpr std::size_t kCopyBlock = 1u << 20;
 
 }  // namespace
+
+boost::json::object manifest_with_custody(const proto::Manifest& m, const Custody& custody) {
+  auto json = proto::manifest_to_json(m);
+  if (!custody.dock_id.empty()) {
+    boost::json::object c;
+    c["dock_id"] = custody.dock_id;
+    if (custody.clock_drift_ms) c["camera_clock_minus_dock_ms"] = *custody.clock_drift_ms;
+    if (!custody.officer.empty()) c["officer"] = custody.officer;
+    if (!custody.camera_certificate.empty()) c["camera_certificate"] = proto::to_hex(custody.camera_certificate);
+    json["custody"] = std::move(c);
+  }
+  return json;
+}
 
 const boost::system::error_category& sink_category() noexcept {
   static const SinkCategory category;
@@ -74,17 +88,8 @@ boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::file
   // never replaced: the same key with other metadata is a conflict, not an update.
   // The dock's custody note rides along under "custody"; the first one written stands.
   const auto manifest_path = dir / (final_path.stem().string() + ".manifest.json");
-  auto json = proto::manifest_to_json(m);
-  const auto camera_part = boost::json::serialize(json);
-  if (!custody.dock_id.empty()) {
-    boost::json::object c;
-    c["dock_id"] = custody.dock_id;
-    if (custody.clock_drift_ms) c["camera_clock_minus_dock_ms"] = *custody.clock_drift_ms;
-    if (!custody.officer.empty()) c["officer"] = custody.officer;
-    if (!custody.camera_certificate.empty()) c["camera_certificate"] = proto::to_hex(custody.camera_certificate);
-    json["custody"] = std::move(c);
-  }
-  const auto manifest_text = boost::json::serialize(json) + "\n";
+  const auto camera_part = boost::json::serialize(proto::manifest_to_json(m));
+  const auto manifest_text = boost::json::serialize(manifest_with_custody(m, custody)) + "\n";
   if (std::filesystem::exists(manifest_path, fs_ec)) {
     std::ifstream in(manifest_path, std::ios::binary);
     const std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -7,6 +7,7 @@
 #include "proto/manifest.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
 #include <cstdint>
@@ -21,6 +22,7 @@ enum class sink_errc {
   content_mismatch = 1,  ///< the spool's bytes do not hash to the manifest: pull again
   object_conflict = 2,   ///< storage already holds different bytes under this key: never overwritten
   spool_unreadable = 3,  ///< the spool file cannot be opened: pull again (the camera still has it)
+  storage_error = 4,     ///< storage answered with an error (the queue retries with backoff)
 };
 const boost::system::error_category& sink_category() noexcept;
 inline boost::system::error_code make_error_code(sink_errc e) noexcept { return {static_cast<int>(e), sink_category()}; }
@@ -39,6 +41,10 @@ struct Custody {
   proto::Bytes camera_certificate;             ///< DER: the key the manifest signature verifies with
   std::string officer;                         ///< as the camera's certificate names them
 };
+
+/// The manifest as stored beside a segment: its JSON form (PROTOCOL.md 6.4) with the dock's
+/// custody note under "custody", one line.
+boost::json::object manifest_with_custody(const proto::Manifest& m, const Custody& custody);
 
 class Sink {
  public:

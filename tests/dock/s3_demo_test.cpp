@@ -1,0 +1,92 @@
+// `dockd demo --store s3://BUCKET/PREFIX` against the real Ceph RGW the test command starts:
+// every segment (single PUT and multipart) and its manifest with the custody note land in the
+// bucket, byte-exact, with the metadata the centre searches by, and every camera is emptied.
+#include "dock/local_sink.hpp"
+#include "dock/s3/client.hpp"
+#include "hw/camera_device.hpp"
+#include "proto/sha256.hpp"
+#include "support/daemon.hpp"
+#include "support/sandbox.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <random>
+
+using namespace bodydock;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  BOOST_REQUIRE_MESSAGE(v && *v, name << " is not set: run the S3 tests through ./tools/test-all, which starts a Ceph RGW");
+  return v;
+}
+
+s3::Response fetch(s3::Client& c, asio::io_context& ioc, const std::string& method, const std::string& bucket, const std::string& key) {
+  s3::Client::Result out = boost::system::error_code{};
+  auto op = [](s3::Client& cl, std::string m, std::string b, std::string k, s3::Client::Result& o) -> asio::awaitable<void> {
+    o = co_await cl.request(std::move(m), std::move(b), std::move(k), {}, {}, {});
+  };
+  test::run_with_watchdog(ioc, op(c, method, bucket, key, out));
+  BOOST_REQUIRE_MESSAGE(out, "transport: " << out.error().message());
+  return *out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(s3_demo)
+
+BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
+  test::TempDir dir;
+  const auto bucket = "demo-" + std::to_string(std::random_device{}());
+  // 6 MiB segments go up in two 5 MiB parts; 0.25 MiB ones in one PUT.
+  for (const auto& [mib, name] : {std::pair{"6", "big"}, std::pair{"0.25", "small"}}) {
+    const auto state = dir / (std::string(name) + "-state");
+    auto [rc, out] = test::run_command({DOCKD_PATH, "demo", "--store", "s3://" + bucket + "/site-a/" + name, "--state", state.string(), "--no-table",
+                                        "--cameras", "2", "--segments", "2", "--segment-mib", mib, "--s3-part-mib", "5", "--exit-when-idle"},
+                                       dir / "demo.log", std::chrono::milliseconds(300'000));
+    BOOST_REQUIRE_MESSAGE(rc == 0, out);
+    asio::io_context ioc;
+    s3::Client client(ioc.get_executor(), s3::Endpoint::parse(env("AWS_ENDPOINT_URL"), env("AWS_REGION")),
+                      {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), {}});
+    std::size_t checked = 0;
+    for (const char* serial : {"BC-0001", "BC-0002"}) {
+      hw::CameraSpec spec;
+      spec.serial = serial;
+      const auto cam = hw::CameraDevice::open_persistent(spec, std::filesystem::path(state.string() + ".world") / "cameras");
+      BOOST_CHECK_EQUAL(cam.erased().size(), 2u);  // erased only after storage confirmed
+      for (const auto& m : cam.recorded()) {
+        const auto key = "site-a/" + std::string(name) + "/" + dock::LocalDirSink::object_key(m);
+        const auto head = fetch(client, ioc, "HEAD", bucket, key);
+        BOOST_REQUIRE_MESSAGE(head.ok(), key << ": HTTP " << head.status);
+        BOOST_CHECK_EQUAL(head.header("content-length"), std::to_string(m.size));
+        BOOST_CHECK_EQUAL(head.header("x-amz-meta-sha256"), proto::to_hex(m.sha256));
+        BOOST_CHECK_EQUAL(head.header("x-amz-meta-recording-id"), m.recording_id);
+        BOOST_CHECK_EQUAL(head.header("x-amz-meta-manifest-sha256"), proto::to_hex(proto::manifest_hash(m)));
+        BOOST_CHECK(head.header("x-amz-meta-officer").starts_with("officer-01"));
+        if (m.size > (5u << 20)) BOOST_CHECK(head.header("etag").ends_with("-2\""));  // multipart, two parts
+        const auto got = fetch(client, ioc, "GET", bucket, key);
+        BOOST_CHECK(proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(got.body.data()), got.body.size())) == m.sha256);
+        const auto manifest = fetch(client, ioc, "GET", bucket, key.substr(0, key.size() - 4) + ".manifest.json");
+        BOOST_REQUIRE(manifest.ok());
+        const auto j = boost::json::parse(manifest.body).as_object();
+        BOOST_CHECK_EQUAL(j.at("manifest_sha256").as_string(), proto::to_hex(proto::manifest_hash(m)));
+        BOOST_CHECK_EQUAL(j.at("custody").as_object().at("dock_id").as_string(), "demo-dock");
+        ++checked;
+      }
+    }
+    BOOST_CHECK_EQUAL(checked, 4u);
+  }
+  // Bad usage names what is missing.
+  auto [rc, out] = test::run_command({"/usr/bin/env", "-u", "AWS_ENDPOINT_URL", DOCKD_PATH, "demo", "--store", "s3://" + bucket, "--state",
+                                      (dir / "x").string(), "--cameras", "1", "--segments", "1", "--segment-mib", "1"},
+                                     dir / "bad.log");
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK_MESSAGE(out.find("needs AWS_ENDPOINT_URL") != std::string::npos, out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
