@@ -6,6 +6,7 @@
 #include "hw/camera_device.hpp"
 #include "proto/sha256.hpp"
 #include "support/daemon.hpp"
+#include "support/rgw.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -19,12 +20,6 @@ using namespace bodydock;
 namespace asio = boost::asio;
 
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  BOOST_REQUIRE_MESSAGE(v && *v, name << " is not set: run the S3 tests through ./tools/test-all, which starts a Ceph RGW");
-  return v;
-}
 
 s3::Response fetch(s3::Client& c, asio::io_context& ioc, const std::string& method, const std::string& bucket, const std::string& key) {
   s3::Client::Result out = boost::system::error_code{};
@@ -51,8 +46,7 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
                                        dir / "demo.log", std::chrono::milliseconds(300'000));
     BOOST_REQUIRE_MESSAGE(rc == 0, out);
     asio::io_context ioc;
-    s3::Client client(ioc.get_executor(), s3::Endpoint::parse(env("AWS_ENDPOINT_URL"), env("AWS_REGION")),
-                      {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), {}});
+    s3::Client client(ioc.get_executor(), test::rgw_endpoint(), test::rgw_credentials());
     std::size_t checked = 0;
     for (const char* serial : {"BC-0001", "BC-0002"}) {
       hw::CameraSpec spec;

@@ -3,6 +3,7 @@
 // server enforces what the dock relies on: Signature V4, Content-MD5, x-amz-content-sha256,
 // If-None-Match, multipart ETags, Object Lock.
 #include "dock/s3/client.hpp"
+#include "support/rgw.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -16,16 +17,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  BOOST_REQUIRE_MESSAGE(v && *v, name << " is not set: run the S3 tests through ./tools/test-all, which starts a Ceph RGW");
-  return v;
-}
-
 struct RgwFixture {
   asio::io_context ioc;
-  s3::Endpoint endpoint = s3::Endpoint::parse(env("AWS_ENDPOINT_URL"), env("AWS_REGION"));
-  s3::Credentials keys{env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), {}};
+  s3::Endpoint endpoint = test::rgw_endpoint();
+  s3::Credentials keys = test::rgw_credentials();
   s3::Client client{ioc.get_executor(), endpoint, keys};
   std::string bucket = "test-" + std::to_string(std::random_device{}());
 
