@@ -183,6 +183,7 @@ asio::awaitable<boost::system::result<proto::Frame>> Session::receive() {
 }
 
 asio::awaitable<boost::system::result<proto::Frame>> Session::call(MsgType type, const Bytes& payload, MsgType expect) {
+  error_message_.clear();  // the text of this call's ERROR, never an earlier one's
   std::uint32_t id = 0;
   if (auto ec = co_await send(type, payload, id)) co_return ec;
   auto f = co_await receive();
