@@ -40,9 +40,6 @@ std::string sha256_hex(std::string_view bytes) {
   return proto::to_hex(proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())));
 }
 
-/// Beast's error codes as ours; a timeout keeps its own name.
-boost::system::error_code transport(const boost::system::error_code& ec) { return ec; }
-
 }  // namespace
 
 std::string md5_hex(std::string_view bytes) { return hex(md5_raw(bytes)); }
@@ -136,20 +133,20 @@ asio::awaitable<Client::Result> Client::request(std::string method, std::string 
   boost::system::error_code ec;
   auto redirect = asio::redirect_error(asio::use_awaitable, ec);
   const auto addresses = co_await resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port), redirect);
-  if (ec) co_return transport(ec);
+  if (ec) co_return ec;
   stream.expires_after(timeout_);
   co_await stream.async_connect(addresses, redirect);
-  if (ec) co_return transport(ec);
+  if (ec) co_return ec;
   stream.expires_after(timeout_);
   co_await http::async_write(stream, req, redirect);
-  if (ec) co_return transport(ec);
+  if (ec) co_return ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
   if (req.method() == http::verb::head) parser.skip(true);  // a HEAD answer has no body, whatever its Content-Length says
   stream.expires_after(timeout_);
   co_await http::async_read(stream, buffer, parser, redirect);
-  if (ec) co_return transport(ec);
+  if (ec) co_return ec;
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   auto res = parser.release();
   Response out;
