@@ -175,7 +175,12 @@ std::string render_table(const Dock& dock) {
   std::snprintf(line, sizeof line, "\nstored %llu segments (%.1f MiB), erased %llu, quarantined %llu\n",
                 static_cast<unsigned long long>(t.segments_stored), static_cast<double>(t.stored_bytes) / (1 << 20),
                 static_cast<unsigned long long>(t.segments_erased), static_cast<unsigned long long>(t.segments_quarantined));
-  out << line << "\nrecent events:\n" << Log::recent(6);
+  out << line;
+  const auto& up = dock.uplink();
+  std::snprintf(line, sizeof line, "uplink: %s, %llu segment(s) (%.1f MiB) waiting, %llu failed attempt(s)%s%s\n", uplink_state_name(up.state),
+                static_cast<unsigned long long>(up.queued), static_cast<double>(up.queued_bytes) / (1 << 20),
+                static_cast<unsigned long long>(up.retries), up.alert.empty() ? "" : "\x1b[31m ALERT ", up.alert.substr(0, 120).c_str());
+  out << line << (up.alert.empty() ? "" : "\x1b[0m") << "\nrecent events:\n" << Log::recent(6);
   return out.str();
 }
 
@@ -330,10 +335,16 @@ void ensure_bucket(DemoRun& run, const std::string& bucket) {
   });
   run.ioc.run();
   run.ioc.restart();
-  if (!answer || !*answer) throw std::runtime_error("S3 endpoint unreachable: " + (answer ? answer->error().message() : std::string("no answer")));
+  // Storage down or refusing at start is no reason not to serve the cameras: footage waits in
+  // the spool and on the cameras, and the upload queue retries, or holds with an alert.
+  if (!answer || !*answer) {
+    log(Level::warning, "demo: storage unreachable at start (", answer ? answer->error().message() : std::string("no answer"),
+        "); footage waits in the spool until it answers");
+    return;
+  }
   const auto& r = **answer;
-  if (!r.ok() && r.error_code() != "BucketAlreadyOwnedByYou")
-    throw std::runtime_error("cannot use bucket '" + bucket + "': HTTP " + std::to_string(r.status) + " " + r.error_code());
+  if (!r.ok() && r.error_code() != "BucketAlreadyOwnedByYou" && r.error_code() != "BucketAlreadyExists")
+    log(Level::warning, "demo: cannot create bucket '", bucket, "': HTTP ", r.status, " ", r.error_code());
 }
 
 constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]";
@@ -343,13 +354,14 @@ constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M -
 int run_demo(const std::vector<std::string>& args) {
   po::options_description opts("dockd demo options");
   unsigned cameras = 0, segments = 0, chunk_kib = 256, inflight = 4, timeout_ms = 5000;
-  double segment_mib = 0;
+  double segment_mib = 0, spool_limit_mib = 0;
   std::uint64_t seed = 1;
-  std::string store, state, world, log_level = "info";
+  std::string store, state, world, log_level = "info", retention_mode = "compliance";
+  unsigned retention_days = 0;
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false;
   std::string usb_mode = "in-process";
-  unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16;
+  unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
   opts.add_options()
     ("help", "this text")
@@ -358,6 +370,11 @@ int run_demo(const std::vector<std::string>& args) {
     ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
     ("store", po::value(&store)->required(), "where footage goes: a local directory (the embedded default sink) or s3://BUCKET[/PREFIX] (endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
     ("s3-part-mib", po::value(&s3_part_mib), "with --store s3://: multipart part size, MiB (5..1024, default 16)")
+    ("retention-days", po::value(&retention_days), "with --store s3://: Object Lock retention put on every object, days (default 0: none; the bucket must have Object Lock)")
+    ("retention-mode", po::value(&retention_mode), "with --retention-days: compliance (default: nobody can delete early) or governance (privileged users can)")
+    ("s3-timeout-ms", po::value(&s3_timeout_ms), "with --store s3://: deadline for each step of a request (connect, send, answer), ms (default 30000)")
+    ("spool-limit-mib", po::value(&spool_limit_mib), "spool high-water mark, MiB: no new segment is pulled while the spool would pass it (default: no limit but the disk)")
+    ("upload-retry-max-ms", po::value(&upload_retry_max_ms), "longest wait between two attempts to reach storage, ms (default 60000)")
     ("state", po::value(&state)->required(), "the dock's state directory: database, spool, audit log, its trust directory")
     ("world", po::value(&world), "the emulated world, kept apart from the dock: fleet CA, the organisation's recording key, the cameras' keys and flash (default: the state directory's path + \".world\")")
     ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
@@ -392,6 +409,9 @@ int run_demo(const std::vector<std::string>& args) {
     if (usb_transfer_kib < 4 || usb_transfer_kib > 4096) throw UsageError("--usb-transfer-kib must be 4..4096");
     if (usb_in_flight < 1 || usb_in_flight > 32) throw UsageError("--usb-in-flight must be 1..32");
     if (s3_part_mib < 5 || s3_part_mib > 1024) throw UsageError("--s3-part-mib must be 5..1024");
+    if (s3_timeout_ms < 100) throw UsageError("--s3-timeout-ms must be at least 100");
+    if (spool_limit_mib < 0) throw UsageError("--spool-limit-mib must not be negative");
+    if (upload_retry_max_ms < 100 || upload_retry_max_ms > 3600000) throw UsageError("--upload-retry-max-ms must be 100..3600000");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
     if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
@@ -425,6 +445,9 @@ int run_demo(const std::vector<std::string>& args) {
     cfg.slots = cameras;
     cfg.reads_in_flight = inflight;
     cfg.request_timeout = std::chrono::milliseconds(timeout_ms);
+    cfg.upload_retry_cap = std::chrono::milliseconds(upload_retry_max_ms);
+    cfg.spool_limit_bytes = static_cast<std::uint64_t>(spool_limit_mib * (1 << 20));
+    cfg.upload_hold_probe = std::chrono::milliseconds(upload_retry_max_ms);
     run.exit_when_idle = exit_when_idle;
     run.sink_pool = std::make_unique<asio::thread_pool>(2);
     if (store.starts_with("s3://")) {
@@ -436,9 +459,16 @@ int run_demo(const std::vector<std::string>& args) {
       };
       auto endpoint = s3::Endpoint::parse(need("AWS_ENDPOINT_URL"), need("AWS_REGION"));
       run.s3_client = std::make_unique<s3::Client>(run.ioc.get_executor(), endpoint,
-                                                   s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}});
+                                                   s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}},
+                                                   std::chrono::milliseconds(s3_timeout_ms));
       ensure_bucket(run, where.bucket);
-      run.sink = std::make_unique<S3Sink>(*run.s3_client, where, *run.sink_pool, std::size_t{s3_part_mib} << 20);
+      Retention retention;
+      try {
+        retention = Retention::make(retention_mode, retention_days);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--retention-mode/--retention-days: ") + e.what());
+      }
+      run.sink = std::make_unique<S3Sink>(*run.s3_client, where, *run.sink_pool, std::size_t{s3_part_mib} << 20, retention);
     } else {
       run.sink = std::make_unique<LocalDirSink>(store, *run.sink_pool);
     }

@@ -2,11 +2,14 @@
 
 #include "dock/log.hpp"
 #include "proto/sha256.hpp"
+#include "proto/trust.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <sys/statvfs.h>
 
 #include <random>
 
@@ -23,6 +26,16 @@ const char* phase_name(SlotPhase p) noexcept {
     case SlotPhase::waiting_upload: return "waiting for upload";
     case SlotPhase::done: return "done";
     case SlotPhase::attention: return "attention";
+  }
+  return "?";
+}
+
+const char* uplink_state_name(UplinkStatus::State s) noexcept {
+  switch (s) {
+    case UplinkStatus::State::idle: return "idle";
+    case UplinkStatus::State::uploading: return "uploading";
+    case UplinkStatus::State::retrying: return "retrying";
+    case UplinkStatus::State::held: return "held";
   }
   return "?";
 }
@@ -49,9 +62,11 @@ Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
   actor_ = "dock " + cfg_.dock_id;
   slots_.resize(cfg_.slots);
   for (unsigned i = 0; i < cfg_.slots; ++i) slots_[i].index = i + 1;
+  sink_.use_journal(this);
 }
 
 Dock::~Dock() {
+  sink_.use_journal(nullptr);
   // Blocking jobs may still reference coroutine frames: let them finish before anything goes.
   io_pool_.join();
   db_pool_.join();
@@ -89,6 +104,50 @@ void Dock::stop() {
 bool Dock::begin_session(const std::string& serial, unsigned slot) { return active_serials_.emplace(serial, slot).second; }
 void Dock::end_session(const std::string& serial) { active_serials_.erase(serial); }
 
+Dock::SpoolRoom Dock::check_spool_room(std::uint64_t used, std::uint64_t bytes, std::uint64_t limit, std::uint64_t reserve,
+                                       const std::filesystem::path& dir) {
+  SpoolRoom r;
+  r.used = used;
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) == 0) r.free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  else r.free = 0;
+  const auto mib = [](std::uint64_t b) { return std::to_string(b >> 20) + " MiB"; };
+  if (limit && used > 0 && used + bytes > limit) {  // an empty spool takes any one segment
+    r.ok = false;
+    r.why = "spool at its high-water mark (" + mib(used) + " of " + mib(limit) + " used)";
+  } else if (r.free < bytes + reserve) {
+    r.ok = false;
+    r.why = "spool disk nearly full (" + mib(r.free) + " free)";
+  }
+  return r;
+}
+
+proto::Bytes Dock::custody_receipt(const proto::Manifest& m, const std::string& object_key, const proto::Digest& stored_sha256) const {
+  proto::Receipt r;
+  r.camera_serial = m.camera_serial;
+  r.seq = m.seq;
+  r.sha256 = stored_sha256;
+  r.manifest_sha256 = proto::manifest_hash(m);
+  r.stored_at = sink_.describe() + " " + object_key;
+  r.stored_utc_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  r.dock_cert = cfg_.identity->cert;
+  return proto::encode_receipt(proto::make_receipt(std::move(r), cfg_.identity->key));
+}
+
+void Dock::retry_now() {
+  uplink_gate_ = {};
+  retry_at_.clear();
+  spooled_.notify();
+}
+
+std::chrono::milliseconds Dock::backoff(std::uint32_t attempt) const {
+  // Exponential backoff with full jitter: retries from many docks never synchronise.
+  const auto shift = std::min<std::uint32_t>(attempt, 16);
+  const auto cap = std::min<std::int64_t>(cfg_.upload_retry_cap.count(), cfg_.upload_retry_base.count() << shift);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, std::max<std::int64_t>(cap, 1))(rng));
+}
+
 asio::awaitable<void> Dock::run_uploader() {
   using Clock = std::chrono::steady_clock;
   while (!stopping_) {
@@ -98,10 +157,21 @@ asio::awaitable<void> Dock::run_uploader() {
     } catch (const std::exception& e) {
       log(Level::error, "upload queue: cannot read the state database: ", e.what(), "; retrying");
     }
+    uplink_.queued = rows.size();
+    uplink_.queued_bytes = 0;
+    for (const auto& r : rows) uplink_.queued_bytes += r.manifest.size;
     const auto now = Clock::now();
     auto wake = now + std::chrono::seconds(1);
+    const bool gated = now < uplink_gate_;
+    if (gated) wake = std::min(wake, uplink_gate_);
+    if (uplink_.state != UplinkStatus::State::held && uplink_.state != UplinkStatus::State::retrying)
+      uplink_.state = uploading_.empty() && rows.empty() ? UplinkStatus::State::idle : UplinkStatus::State::uploading;
+    // Backing off or held: nothing new starts until the gate opens; then one attempt goes first
+    // as a probe, and the rest follow once it succeeds.
+    const bool probing = uplink_.state == UplinkStatus::State::held || uplink_.state == UplinkStatus::State::retrying;
+    const std::size_t limit = probing ? 1 : cfg_.upload_concurrency;
     for (auto& row : rows) {
-      if (uploading_.size() >= cfg_.upload_concurrency) break;
+      if (gated || uploading_.size() >= limit) break;
       const auto key = std::make_pair(row.serial, row.seq);
       if (uploading_.contains(key)) continue;
       if (auto it = retry_at_.find(key); it != retry_at_.end() && it->second > now) {
@@ -130,6 +200,20 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
     }
     auto receipt = co_await sink_.store(spool_path(serial, seq), row.manifest, custody);
     if (receipt) {
+      // The custody receipt goes beside the segment before it counts as stored; the camera is
+      // later shown the very same bytes. Made once, kept in the state database, so a retry
+      // stores the same receipt.
+      if (row.custody_receipt.empty()) {
+        row.custody_receipt = custody_receipt(row.manifest, receipt->object_key, receipt->sha256);
+        SegUpdate keep;
+        keep.custody_receipt = row.custody_receipt;
+        co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, keep);
+      }
+      std::string receipt_bytes(row.custody_receipt.begin(), row.custody_receipt.end());
+      auto beside = co_await sink_.store_beside(receipt->object_key, ".receipt", std::move(receipt_bytes));
+      if (!beside) receipt = beside.error();
+    }
+    if (receipt) {
       SegUpdate u;
       u.object_key = receipt->object_key;
       u.receipt = proto::to_hex(receipt->sha256);
@@ -138,32 +222,20 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
       ++totals_.segments_stored;
       retry_at_.erase(key);
       log(Level::info, serial, " seg ", seq, ": stored as ", receipt->object_key);
+      if (uplink_.state == UplinkStatus::State::held || uplink_.state == UplinkStatus::State::retrying) {
+        log(Level::notice, "uplink: storage accepts uploads again");
+        AuditEvent e;
+        e.event = "uplink resumed";
+        e.why = "storage accepted an upload again";
+        co_await audit(std::move(e));
+        uplink_.alert.clear();
+      }
+      uplink_.state = UplinkStatus::State::uploading;
+      uplink_.consecutive_failures = 0;
+      uplink_gate_ = {};
       stored_.notify();
-    } else if (receipt.error() == sink_errc::content_mismatch || receipt.error() == sink_errc::spool_unreadable) {
-      // The spool copy is damaged or gone; the camera still holds the segment: pull it again.
-      log(Level::error, serial, " seg ", seq, ": spool copy unusable (", receipt.error().message(), "); will pull again");
-      SegUpdate u;
-      u.pulled = 0;
-      u.reason = receipt.error().message();
-      co_await transition(serial, seq, states(SegState::spooled), SegState::pulling, u, "spool unusable: " + *u.reason);
-    } else if (receipt.error() == sink_errc::object_conflict) {
-      log(Level::error, serial, " seg ", seq, ": ", receipt.error().message(), "; quarantined, never overwritten");
-      SegUpdate u;
-      u.reason = receipt.error().message();
-      co_await transition(serial, seq, states(SegState::spooled), SegState::quarantined, u, *u.reason);
-      ++totals_.segments_quarantined;
     } else {
-      // Exponential backoff with full jitter: retries from many docks never synchronise.
-      const auto attempt = std::min<std::uint32_t>(row.attempts + 1, 16);
-      const auto cap = std::min<std::int64_t>(cfg_.upload_retry_cap.count(), cfg_.upload_retry_base.count() << attempt);
-      static thread_local std::mt19937_64 rng{std::random_device{}()};
-      const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap)(rng));
-      retry_at_[key] = std::chrono::steady_clock::now() + delay;
-      log(Level::warning, serial, " seg ", seq, ": store attempt ", attempt, " failed: ", receipt.error().message(), "; retry in ", delay.count(), " ms");
-      SegUpdate u;
-      u.reason = receipt.error().message();
-      u.count_attempt = true;
-      co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, u);
+      co_await store_failed(row, receipt.error());
     }
   } catch (const std::exception& e) {
     // Unexpected (database or file system failing): back off like any failed attempt, so a
@@ -174,5 +246,82 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
   uploading_.erase(key);
   spooled_.notify();
 }
+
+asio::awaitable<void> Dock::store_failed(const SegmentRow& row, const StoreFailure& failure) {
+  const auto& serial = row.serial;
+  const auto seq = row.seq;
+  const auto now = std::chrono::steady_clock::now();
+  ++uplink_.retries;
+  uplink_.last_error = failure.message();
+  if (failure == sink_errc::content_mismatch || failure == sink_errc::spool_unreadable) {
+    // The spool copy is damaged or gone; the camera still holds the segment: pull it again.
+    ++uplink_.errors["spool"];
+    log(Level::error, serial, " seg ", seq, ": spool copy unusable (", failure.message(), "); will pull again");
+    SegUpdate u;
+    u.pulled = 0;
+    u.reason = failure.message();
+    co_await transition(serial, seq, states(SegState::spooled), SegState::pulling, u, "spool unusable: " + *u.reason);
+    co_return;
+  }
+  if (failure == sink_errc::object_conflict) {
+    ++uplink_.errors["conflict"];
+    log(Level::error, serial, " seg ", seq, ": ", failure.message(), "; quarantined, never overwritten");
+    SegUpdate u;
+    u.reason = failure.message();
+    co_await transition(serial, seq, states(SegState::spooled), SegState::quarantined, u, *u.reason);
+    ++totals_.segments_quarantined;
+    co_return;
+  }
+  SegUpdate u;
+  u.reason = failure.message();
+  u.count_attempt = true;
+  co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, u);
+  if (failure == sink_errc::storage_refused) {
+    // Retrying the same request cannot help (wrong key, missing bucket, quota): hold the whole
+    // queue, tell the admin, and probe now and then. The footage stays in the spool and on
+    // the cameras.
+    ++uplink_.errors["refused"];
+    uplink_gate_ = now + cfg_.upload_hold_probe;
+    if (uplink_.state != UplinkStatus::State::held) {
+      uplink_.state = UplinkStatus::State::held;
+      uplink_.alert = failure.message();
+      log(Level::error, "uplink: ALERT ", uplink_.alert, "; uploads hold (footage stays in the spool and on the cameras), next try in ",
+          cfg_.upload_hold_probe.count() / 1000, " s");
+      AuditEvent e;
+      e.event = "uplink held";
+      e.why = uplink_.alert;
+      e.camera = serial;
+      e.segment = seq;
+      co_await audit(std::move(e));
+    }
+    co_return;
+  }
+  const bool clock = failure == sink_errc::clock_skew;
+  ++uplink_.errors[clock ? "clock" : "transient"];
+  ++uplink_.consecutive_failures;
+  const auto delay = backoff(row.attempts + 1);
+  retry_at_[std::make_pair(serial, seq)] = now + delay;
+  // The whole uplink backs off too: an outage is one problem, not one per queued segment.
+  uplink_gate_ = now + backoff(uplink_.consecutive_failures);
+  if (uplink_.state != UplinkStatus::State::held) uplink_.state = UplinkStatus::State::retrying;
+  if (clock && uplink_.alert.empty()) uplink_.alert = "the dock's clock and storage's disagree: " + failure.message();
+  log(Level::warning, serial, " seg ", seq, ": store attempt ", row.attempts + 1, " failed: ", failure.message(), "; retry in ", delay.count(), " ms");
+}
+
+// The journal, on the database thread. (The lambdas live in plain functions: none may be a
+// temporary inside a co_await, see blocking.hpp.)
+asio::awaitable<std::optional<UploadRecord>> Dock::find_upload(std::string key) {
+  return db([key = std::move(key)](StateDb& s) { return s.find_upload(key); });
+}
+
+asio::awaitable<void> Dock::upload_begun(std::string key, std::string upload_id, std::uint64_t part_size) {
+  co_await journal_begun(std::move(key), std::move(upload_id), part_size);
+}
+
+asio::awaitable<void> Dock::part_done(std::string key, unsigned number, UploadedPart part) {
+  co_await journal_part(std::move(key), number, std::move(part));
+}
+
+asio::awaitable<void> Dock::upload_ended(std::string key) { co_await journal_ended(std::move(key)); }
 
 }  // namespace bodydock::dock

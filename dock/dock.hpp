@@ -40,8 +40,18 @@ struct DockConfig {
   std::uint64_t sync_every_bytes = 8u << 20;  ///< spool fdatasync + durable offset interval
   unsigned chunk_retries = 3;             ///< re-reads of a chunk whose hash fails, then quarantine
   unsigned upload_concurrency = 2;
+  /// Transient storage failures: exponential backoff with full jitter from base, capped.
   std::chrono::milliseconds upload_retry_base{500};
   std::chrono::milliseconds upload_retry_cap{60000};
+  /// Storage refusing the dock (403, missing bucket, quota): uploads hold, with an alert, and
+  /// one probe goes out this often until it accepts again (or an admin says retry now).
+  std::chrono::milliseconds upload_hold_probe{300000};
+  /// Spool high-water mark: no new segment is pulled while the spool would pass it (0: no
+  /// limit but the disk). The cameras keep their footage meanwhile, and the slot shows
+  /// "waiting for uplink" until uploads drain.
+  std::uint64_t spool_limit_bytes = 0;
+  /// Free space always left on the spool's file system, whatever the limit.
+  std::uint64_t spool_reserve_bytes = 64u << 20;
   /// Camera status polls (battery, charging, temperature) while pulling and while docked after the sync.
   std::chrono::milliseconds status_interval{5000};
   std::int16_t charge_stop_dc = 450;                  ///< stop charging at or above 45.0 °C (Li-ion charge limit)
@@ -78,13 +88,27 @@ struct SlotStatus {
   std::string detail;                  ///< last notable event or the attention reason
 };
 
+/// The uplink to storage as the upload queue sees it (live table, web page, metrics).
+struct UplinkStatus {
+  enum class State { idle, uploading, retrying, held };
+  State state = State::idle;
+  std::string alert;           ///< for the facility admin: why uploads hold, or a clock problem
+  std::string last_error;      ///< the last failed attempt, classified
+  std::uint64_t queued = 0;    ///< segments waiting in the spool for storage
+  std::uint64_t queued_bytes = 0;
+  std::uint64_t retries = 0;   ///< failed attempts since start
+  std::map<std::string, std::uint64_t> errors;  ///< failed attempts by class: transient, refused, clock, conflict, spool
+  unsigned consecutive_failures = 0;
+};
+const char* uplink_state_name(UplinkStatus::State s) noexcept;
+
 /// How a session ended. `overheated`: too hot, and the camera would not stop charging; its port
 /// must be switched off.
 /// `charge_only`: the camera failed authentication (or cannot do it); its port stays powered,
 /// nothing was read or erased.
 enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated, charge_only };
 
-class Dock {
+class Dock final : private UploadJournal {
   /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).
   template <typename F>
   auto db(F f) {
@@ -109,6 +133,9 @@ class Dock {
   void stop();
 
   [[nodiscard]] const std::vector<SlotStatus>& slots() const { return slots_; }
+  [[nodiscard]] const UplinkStatus& uplink() const { return uplink_; }
+  /// Ends any backoff or hold now (an admin fixed the storage side).
+  void retry_now();
   SlotStatus& slot(unsigned index) { return slots_.at(index - 1); }
   [[nodiscard]] const DockConfig& config() const { return cfg_; }
   [[nodiscard]] boost::asio::any_io_executor executor() const { return ioc_.get_executor(); }
@@ -153,6 +180,26 @@ class Dock {
     return db([e = std::move(e), audit_log = audit_.get()](StateDb& s) { append_anchored(*audit_log, s, e); });
   }
 
+  /// Whether the spool has room for `bytes` more (DockConfig::spool_limit_bytes and
+  /// spool_reserve_bytes), and why not.
+  struct SpoolRoom {
+    bool ok = true;
+    std::uint64_t used = 0;   ///< bytes held or promised (StateDb::spool_bytes)
+    std::uint64_t free = 0;   ///< free on the file system
+    std::string why;          ///< when not ok
+  };
+  /// With room, the segment moves LISTED -> PULLING in the same step, so it holds its room
+  /// (sessions checking at once cannot both take the last of it).
+  auto reserve_spool(std::string serial, std::uint64_t seq, std::uint64_t bytes) {
+    return db([=, limit = cfg_.spool_limit_bytes, reserve = cfg_.spool_reserve_bytes, dir = cfg_.state_dir / "spool"](StateDb& s) {
+      auto room = check_spool_room(s.spool_bytes(), bytes, limit, reserve, dir);
+      if (room.ok) s.transition(serial, seq, states(SegState::listed), SegState::pulling);
+      return room;
+    });
+  }
+  static SpoolRoom check_spool_room(std::uint64_t used, std::uint64_t bytes, std::uint64_t limit, std::uint64_t reserve,
+                                    const std::filesystem::path& dir);
+
   /// Totals since start, for the demo's summary and benchmarks.
   struct Totals {
     std::uint64_t pulled_bytes = 0;
@@ -167,6 +214,26 @@ class Dock {
  private:
   friend class Session;
   boost::asio::awaitable<void> store_one(SegmentRow row);
+  /// What a failed store means for the segment and the uplink.
+  boost::asio::awaitable<void> store_failed(const SegmentRow& row, const StoreFailure& failure);
+  std::chrono::milliseconds backoff(std::uint32_t attempt) const;
+  /// The custody receipt (PROTOCOL.md 9) for a segment storage confirmed, signed by this dock.
+  proto::Bytes custody_receipt(const proto::Manifest& m, const std::string& object_key, const proto::Digest& stored_sha256) const;
+
+  // UploadJournal, kept in the state database.
+  boost::asio::awaitable<std::optional<UploadRecord>> find_upload(std::string key) override;
+  boost::asio::awaitable<void> upload_begun(std::string key, std::string upload_id, std::uint64_t part_size) override;
+  boost::asio::awaitable<void> part_done(std::string key, unsigned number, UploadedPart part) override;
+  boost::asio::awaitable<void> upload_ended(std::string key) override;
+  auto journal_begun(std::string key, std::string id, std::uint64_t part_size) {
+    return db([=](StateDb& s) { s.upload_begun(key, id, part_size); });
+  }
+  auto journal_part(std::string key, unsigned number, UploadedPart part) {
+    return db([=](StateDb& s) { s.part_done(key, number, part); });
+  }
+  auto journal_ended(std::string key) {
+    return db([key = std::move(key)](StateDb& s) { s.upload_ended(key); });
+  }
   /// One session per camera at a time (a camera moved to another slot while its old session
   /// still waits out a timeout must not run twice). false if `serial` is busy.
   bool begin_session(const std::string& serial, unsigned slot);
@@ -190,6 +257,8 @@ class Dock {
   std::set<std::pair<std::string, std::uint64_t>> uploading_;
   std::map<std::string, unsigned> active_serials_;  ///< serial -> slot of its running session
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> retry_at_;
+  UplinkStatus uplink_;
+  std::chrono::steady_clock::time_point uplink_gate_{};  ///< no new upload before this (backoff, hold)
   bool stopping_ = false;
   Totals totals_;
 };

@@ -5,6 +5,8 @@
 #include "proto/sha256.hpp"
 
 #include <boost/json.hpp>
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
 
 #include <fcntl.h>
 
@@ -27,7 +29,9 @@ class SinkCategory final : public boost::system::error_category {
       case sink_errc::content_mismatch: return "spooled bytes do not match the manifest's SHA-256";
       case sink_errc::object_conflict: return "storage holds different bytes under this segment's key";
       case sink_errc::spool_unreadable: return "the spool copy cannot be read";
-      case sink_errc::storage_error: return "storage answered with an error";
+      case sink_errc::storage_error: return "storage failed for now";
+      case sink_errc::storage_refused: return "storage refuses the dock";
+      case sink_errc::clock_skew: return "storage says the dock's clock is off";
     }
     return "unknown sink error";
   }
@@ -51,6 +55,10 @@ boost::json::object manifest_with_custody(const proto::Manifest& m, const Custod
   return json;
 }
 
+void throw_exception_from_error(const StoreFailure& f, const boost::source_location& loc) {
+  boost::throw_exception(boost::system::system_error(f.code, f.detail), loc);
+}
+
 const boost::system::error_category& sink_category() noexcept {
   static const SinkCategory category;
   return category;
@@ -66,13 +74,22 @@ std::string LocalDirSink::object_key(const proto::Manifest& m) {
   return m.camera_serial + "/" + seq + "-" + proto::to_hex(m.sha256) + ".seg";
 }
 
-boost::asio::awaitable<boost::system::result<StoreReceipt>> LocalDirSink::store(const std::filesystem::path& spool_file,
-                                                                                const proto::Manifest& m, const Custody& custody) {
+boost::asio::awaitable<StoreResult> LocalDirSink::store(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                                       const Custody& custody) {
   return run_blocking(pool_, [this, spool_file, &m, &custody] { return store_blocking(spool_file, m, custody); });
 }
 
-boost::system::result<StoreReceipt> LocalDirSink::store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m,
-                                                                 const Custody& custody) const {
+boost::asio::awaitable<BesideResult> LocalDirSink::store_beside(const std::string& object_key, std::string suffix, std::string bytes) {
+  auto path = root_ / (object_key.substr(0, object_key.size() - 4) + suffix);
+  return run_blocking(pool_, [path = std::move(path), bytes = std::move(bytes)]() -> BesideResult {
+    std::error_code fs_ec;
+    if (std::filesystem::exists(path, fs_ec)) return {};
+    if (auto ec = write_file_atomic(path, bytes)) return StoreFailure(ec, "write " + path.string());
+    return {};
+  });
+}
+
+StoreResult LocalDirSink::store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m, const Custody& custody) const {
   const auto key = object_key(m);
   const auto final_path = root_ / key;
   const auto dir = final_path.parent_path();

@@ -2,6 +2,7 @@
 /// The embedded default sink: a directory tree
 ///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.seg
 ///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.manifest.json
+///   STORE/<camera-serial>/<seq, 8 digits>-<sha256>.receipt        (the dock's custody receipt)
 /// written atomically (temp file, fsync, rename, fsync directory; a new camera directory is
 /// fsynced in its parent too). The segment is hashed as it is written; the receipt carries that
 /// hash, and a mismatch with the manifest is refused. Storing again what is already there
@@ -18,12 +19,13 @@ class LocalDirSink final : public Sink {
  public:
   LocalDirSink(std::filesystem::path root, boost::asio::thread_pool& pool);
 
-  boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
-                                                                    const proto::Manifest& m, const Custody& custody) override;
+  boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                           const Custody& custody) override;
+  boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) override;
   [[nodiscard]] std::string describe() const override { return "local directory " + root_.string(); }
 
   /// The blocking implementation (runs on the pool).
-  boost::system::result<StoreReceipt> store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m,
+  StoreResult store_blocking(const std::filesystem::path& spool_file, const proto::Manifest& m,
                                                      const Custody& custody = {}) const;
   /// Relative object key of a segment.
   static std::string object_key(const proto::Manifest& m);

@@ -10,12 +10,16 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <ctime>
 #include <stdexcept>
 
 namespace bodydock::dock {
 namespace {
 
-using Result = boost::system::result<StoreReceipt>;
+using Result = StoreResult;
 
 /// One part of the spool file, read on the pool: its bytes.
 struct Chunk {
@@ -40,14 +44,31 @@ auto read_part(boost::asio::thread_pool& pool, std::filesystem::path file, std::
   });
 }
 
-std::string unquote(std::string e) {
-  if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
-  return e;
+/// A transport failure (connect, reset, timeout): transient.
+StoreFailure transport(boost::system::error_code ec, const std::string& what) { return {ec, what}; }
+
+/// Every <tag>...</tag> in order (ListParts has one <Part> per part).
+std::vector<std::string> xml_all(std::string_view xml, std::string_view tag) {
+  std::vector<std::string> out;
+  const std::string open = "<" + std::string(tag) + ">";
+  const std::string close = "</" + std::string(tag) + ">";
+  for (std::size_t at = 0;;) {
+    const auto a = xml.find(open, at);
+    if (a == std::string_view::npos) break;
+    const auto b = xml.find(close, a + open.size());
+    if (b == std::string_view::npos) break;
+    out.emplace_back(xml.substr(a + open.size(), b - a - open.size()));
+    at = b + close.size();
+  }
+  return out;
 }
 
-boost::system::error_code storage_error(const s3::Response& r, const std::string& what) {
-  log(Level::error, "S3 ", what, ": HTTP ", r.status, " ", r.error_code());
-  return make_error_code(sink_errc::storage_error);
+/// An ETag as bare hex: without quotes, plain or XML-escaped.
+std::string bare_etag(std::string e) {
+  for (const std::string_view q : {std::string_view("&quot;"), std::string_view("&#34;"), std::string_view("\"")}) {
+    for (auto at = e.find(q); at != std::string::npos; at = e.find(q)) e.erase(at, q.size());
+  }
+  return e;
 }
 
 s3::Client::Headers metadata(const proto::Manifest& m, const Custody& c) {
@@ -72,6 +93,21 @@ s3::Client::Headers metadata(const proto::Manifest& m, const Custody& c) {
 
 }  // namespace
 
+StoreFailure classify_answer(const s3::Response& r, const std::string& what) {
+  const auto code = r.error_code();
+  std::string detail = "HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) + " on " + what;
+  if (code == "RequestTimeTooSkewed") return {sink_errc::clock_skew, std::move(detail)};
+  // Transient: the server is busy or failing, or the body was damaged on the way (the server
+  // checked Content-MD5 / x-amz-content-sha256 and refused it), or an upload it forgot.
+  static constexpr std::string_view kTransient[] = {"SlowDown", "BadDigest", "XAmzContentSHA256Mismatch", "IncompleteBody",
+                                                    "RequestTimeout", "InternalError", "ServiceUnavailable", "NoSuchUpload"};
+  const bool transient = r.status >= 500 || r.status == 429 || r.status == 408 ||
+                         std::find(std::begin(kTransient), std::end(kTransient), code) != std::end(kTransient);
+  // Anything else (403 AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId, QuotaExceeded,
+  // 404 NoSuchBucket, other 4xx): the same request would be refused again.
+  return {transient ? sink_errc::storage_error : sink_errc::storage_refused, std::move(detail)};
+}
+
 S3Location S3Location::parse(std::string_view url) {
   constexpr std::string_view scheme = "s3://";
   if (!url.starts_with(scheme)) throw std::invalid_argument("'" + std::string(url) + "' is not an s3://BUCKET[/PREFIX] address");
@@ -87,8 +123,71 @@ S3Location S3Location::parse(std::string_view url) {
   return l;
 }
 
-S3Sink::S3Sink(s3::Client& client, S3Location where, boost::asio::thread_pool& pool, std::size_t part_size)
-    : client_(client), where_(std::move(where)), pool_(pool), part_size_(std::max<std::size_t>(part_size, 5u << 20)) {}
+Retention Retention::make(std::string_view mode, unsigned days) {
+  Retention r;
+  std::string m(mode);
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (days == 0) return r;
+  if (m != "COMPLIANCE" && m != "GOVERNANCE") throw std::invalid_argument("retention mode '" + std::string(mode) + "' is not compliance or governance");
+  if (days > 36500) throw std::invalid_argument("retention of " + std::to_string(days) + " days is more than 100 years");
+  r.mode = m;
+  r.days = days;
+  return r;
+}
+
+S3Sink::S3Sink(s3::Client& client, S3Location where, boost::asio::thread_pool& pool, std::size_t part_size, Retention retention)
+    : client_(client), where_(std::move(where)), pool_(pool), part_size_(std::max<std::size_t>(part_size, 5u << 20)), retention_(std::move(retention)) {}
+
+s3::Client::Headers S3Sink::retention_headers() const {
+  s3::Client::Headers h;
+  if (retention_.mode.empty()) return h;
+  const auto until = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + std::chrono::hours(24) * retention_.days);
+  std::tm tm{};
+  gmtime_r(&until, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  h.push_back({"x-amz-object-lock-mode", retention_.mode});
+  h.push_back({"x-amz-object-lock-retain-until-date", text});
+  return h;
+}
+
+boost::asio::awaitable<BesideResult> S3Sink::check_bucket() {
+  if (bucket_checked_ || retention_.mode.empty()) co_return BesideResult{};
+  std::vector<s3::QueryParam> q;
+  q.push_back({"object-lock", ""});
+  auto r = co_await client_.request("GET", where_.bucket, {}, std::move(q), {}, {});
+  if (!r) co_return transport(r.error(), "GET object lock configuration of " + where_.bucket);
+  if (!r->ok() && r->error_code() != "ObjectLockConfigurationNotFoundError") co_return classify_answer(*r, "GET object lock configuration of " + where_.bucket);
+  if (s3::xml_field(r->body, "ObjectLockEnabled") != "Enabled")
+    co_return StoreFailure(sink_errc::storage_refused, "bucket " + where_.bucket + " has no Object Lock, but " + retention_.mode + " retention of " +
+                                                           std::to_string(retention_.days) + " days is configured");
+  bucket_checked_ = true;
+  co_return BesideResult{};
+}
+
+boost::asio::awaitable<BesideResult> S3Sink::put_retention(const std::string& key) {
+  // RGW 16 does not apply the Object Lock headers of CreateMultipartUpload: the retention is
+  // set on the completed object (PutObjectRetention; extending it is always allowed).
+  if (retention_.mode.empty()) co_return BesideResult{};
+  const auto h = retention_headers();
+  std::string xml = "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>" + h[0].value + "</Mode><RetainUntilDate>" + h[1].value +
+                    "</RetainUntilDate></Retention>";
+  std::vector<s3::QueryParam> q;
+  q.push_back({"retention", ""});
+  auto r = co_await client_.request("PUT", where_.bucket, key, std::move(q), {}, std::move(xml));
+  if (!r) co_return transport(r.error(), "PUT retention of " + key);
+  if (!r->ok()) co_return classify_answer(*r, "PUT retention of " + key);
+  co_return BesideResult{};
+}
+
+boost::asio::awaitable<BesideResult> S3Sink::store_beside(const std::string& object_key, std::string suffix, std::string bytes) {
+  const auto key = object_key.substr(0, object_key.size() - 4) + suffix;
+  auto headers = retention_headers();
+  auto r = co_await client_.put_new_object(where_.bucket, key, std::move(bytes), std::move(headers));
+  if (!r) co_return transport(r.error(), "PUT " + key);
+  if (!r->ok() && r->status != 412) co_return classify_answer(*r, "PUT " + key);
+  co_return BesideResult{};
+}
 
 std::string S3Sink::describe() const {
   return "s3://" + where_.bucket + "/" + where_.prefix + " at " + client_.endpoint().host + ":" + std::to_string(client_.endpoint().port);
@@ -98,24 +197,39 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
   const auto key = where_.prefix + LocalDirSink::object_key(m);
   auto manifest_key = key.substr(0, key.size() - 4) + ".manifest.json";
   auto meta = metadata(m, custody);
+  for (auto& h : retention_headers()) meta.push_back(std::move(h));
 
   // The manifest first, never replaced (the first custody note stands).
   const auto manifest_text = boost::json::serialize(manifest_with_custody(m, custody)) + "\n";
-  s3::Client::Headers json_type;  // (named: g++ 12 mishandles braced lists inside co_await)
+  if (auto ok = co_await check_bucket(); !ok) co_return ok.error();
+  auto json_type = retention_headers();  // (named: g++ 12 mishandles braced lists inside co_await)
   json_type.push_back({"Content-Type", "application/json"});
   auto mr = co_await client_.put_new_object(where_.bucket, manifest_key, manifest_text, std::move(json_type));
-  if (!mr) co_return mr.error();
-  if (!mr->ok() && mr->status != 412) co_return storage_error(*mr, "PUT " + manifest_key);
+  if (!mr) co_return transport(mr.error(), "PUT " + manifest_key);
+  if (!mr->ok() && mr->status != 412) co_return classify_answer(*mr, "PUT " + manifest_key);
 
   // Already there (a retry after a crash): stored if it is this segment, else a conflict.
   auto head = co_await client_.head_object(where_.bucket, key);
-  if (!head) co_return head.error();
+  if (!head) co_return transport(head.error(), "HEAD " + key);
   if (head->ok()) {
-    if (head->header("x-amz-meta-sha256") == proto::to_hex(m.sha256) && head->header("content-length") == std::to_string(m.size))
-      co_return StoreReceipt{key, m.sha256, m.size};
-    co_return make_error_code(sink_errc::object_conflict);
+    std::optional<UploadRecord> left;
+    if (journal_) left = co_await journal_->find_upload(key);
+    if (left) co_await forget_upload(key, left->upload_id);  // completed before a crash, or in conflict: nothing to continue
+    // Ours only if it says so and its ETag is the one the spool's bytes give: storage computed
+    // that ETag from what it received.
+    if (head->header("x-amz-meta-sha256") == proto::to_hex(m.sha256) && head->header("content-length") == std::to_string(m.size)) {
+      const auto expect = co_await expected_etag(spool_file, m.size);
+      if (expect.empty()) co_return make_error_code(sink_errc::spool_unreadable);
+      if (bare_etag(head->header("etag")) == expect) {
+        // (A crash may have come between completing a multipart upload and its retention.)
+        if (expect.find('-') != std::string::npos)
+          if (auto ok = co_await put_retention(key); !ok) co_return ok.error();
+        co_return StoreReceipt{key, m.sha256, m.size};
+      }
+    }
+    co_return StoreFailure(sink_errc::object_conflict, key);
   }
-  if (head->status != 404) co_return storage_error(*head, "HEAD " + key);
+  if (head->status != 404) co_return classify_answer(*head, "HEAD " + key);
 
   if (m.size > part_size_) co_return co_await store_multipart(spool_file, m, key, std::move(meta));
 
@@ -125,60 +239,144 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
   if (!proto::digest_equal(digest, m.sha256)) co_return make_error_code(sink_errc::content_mismatch);
   const auto md5 = s3::md5_hex(whole.bytes);
   auto put = co_await client_.put_new_object(where_.bucket, key, std::move(whole.bytes), std::move(meta));
-  if (!put) co_return put.error();
-  if (put->status == 412) co_return make_error_code(sink_errc::object_conflict);  // appeared meanwhile: look again next time
-  if (!put->ok()) co_return storage_error(*put, "PUT " + key);
+  if (!put) co_return transport(put.error(), "PUT " + key);
+  if (put->status == 412) co_return StoreFailure(sink_errc::storage_error, "PUT " + key + ": appeared meanwhile; looking again");
+  if (!put->ok()) co_return classify_answer(*put, "PUT " + key);
   // What storage now holds must be exactly these bytes.
   auto check = co_await client_.head_object(where_.bucket, key);
-  if (!check) co_return check.error();
-  if (!check->ok() || unquote(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
-    co_return storage_error(*check, "HEAD after PUT " + key + " (ETag or size differ)");
+  if (!check) co_return transport(check.error(), "HEAD " + key);
+  if (!check->ok()) co_return classify_answer(*check, "HEAD after PUT " + key);
+  if (bare_etag(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
+    co_return StoreFailure(sink_errc::storage_error, "HEAD after PUT " + key + ": ETag or size differ from what was sent");
   co_return StoreReceipt{key, digest, m.size};
+}
+
+boost::asio::awaitable<std::string> S3Sink::expected_etag(const std::filesystem::path& spool_file, std::uint64_t size) {
+  std::vector<std::string> md5s;
+  for (std::uint64_t off = 0; off < size; off += part_size_) {
+    auto part = co_await read_part(pool_, spool_file, off, static_cast<std::size_t>(std::min<std::uint64_t>(part_size_, size - off)));
+    if (!part.ok) co_return std::string();
+    md5s.push_back(s3::md5_hex(part.bytes));
+  }
+  if (size <= part_size_) co_return md5s.empty() ? s3::md5_hex({}) : md5s.front();
+  co_return s3::multipart_etag(md5s);
+}
+
+boost::asio::awaitable<void> S3Sink::forget_upload(std::string key, std::string upload_id) {
+  auto r = co_await client_.abort_multipart(where_.bucket, key, upload_id);
+  if (r && (r->ok() || r->status == 404)) {
+    if (journal_) co_await journal_->upload_ended(key);
+  } else {
+    log(Level::warning, "S3 abort of upload ", upload_id, " of ", key, " failed (", r ? classify_answer(*r, "abort").message() : r.error().message(),
+        "); tried again later");
+  }
+}
+
+boost::asio::awaitable<Result> S3Sink::resume_point(const std::string& key, std::string& upload_id, std::map<unsigned, UploadedPart>& done) {
+  upload_id.clear();
+  done.clear();
+  if (!journal_) co_return StoreReceipt{};
+  auto rec = co_await journal_->find_upload(key);
+  if (!rec) co_return StoreReceipt{};
+  if (rec->part_size != part_size_) {  // the part size was changed since: start over
+    co_await forget_upload(key, rec->upload_id);
+    co_return StoreReceipt{};
+  }
+  auto listed = co_await client_.list_parts(where_.bucket, key, rec->upload_id);
+  if (!listed) co_return transport(listed.error(), "list parts of " + key);
+  if (listed->status == 404) {  // storage no longer knows it (aborted, expired): start over
+    log(Level::warning, "S3 ", key, ": upload ", rec->upload_id, " is gone from storage; starting again");
+    co_await journal_->upload_ended(key);
+    co_return StoreReceipt{};
+  }
+  if (!listed->ok()) co_return classify_answer(*listed, "list parts of " + key);
+  // A part counts as sent only when storage lists it with the ETag it gave the dock for it.
+  for (const auto& part : xml_all(listed->body, "Part")) {
+    const auto number_text = s3::xml_field(part, "PartNumber");
+    const auto number = static_cast<unsigned>(std::strtoul(number_text.c_str(), nullptr, 10));
+    auto it = rec->parts.find(number);
+    if (it != rec->parts.end() && bare_etag(s3::xml_field(part, "ETag")) == bare_etag(it->second.etag)) done.insert(*it);
+  }
+  upload_id = rec->upload_id;
+  log(Level::notice, "S3 ", key, ": continuing upload ", upload_id, " (", done.size(), " part(s) already stored)");
+  co_return StoreReceipt{};
 }
 
 boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::path& spool_file, const proto::Manifest& m, std::string key,
                                                        s3::Client::Headers meta) {
-  auto started = co_await client_.create_multipart(where_.bucket, key, std::move(meta));
-  if (!started) co_return started.error();
-  if (!started->ok()) co_return storage_error(*started, "create multipart " + key);
-  const auto upload_id = s3::xml_field(started->body, "UploadId");
-  if (upload_id.empty()) co_return storage_error(*started, "create multipart " + key + " (no UploadId)");
+  std::string upload_id;
+  std::map<unsigned, UploadedPart> done;
+  if (auto r = co_await resume_point(key, upload_id, done); !r) co_return r.error();
+  if (upload_id.empty()) {
+    auto started = co_await client_.create_multipart(where_.bucket, key, std::move(meta));
+    if (!started) co_return transport(started.error(), "create multipart " + key);
+    if (!started->ok()) co_return classify_answer(*started, "create multipart " + key);
+    upload_id = s3::xml_field(started->body, "UploadId");
+    if (upload_id.empty()) co_return StoreFailure(sink_errc::storage_error, "create multipart " + key + ": no UploadId in the answer");
+    if (journal_) co_await journal_->upload_begun(key, upload_id, part_size_);
+    log(Level::info, "S3 ", key, ": upload ", upload_id, " started");
+  }
   proto::Sha256 whole;
   std::vector<s3::Part> parts;
   std::vector<std::string> md5s;
-  boost::system::error_code failure;
-  for (std::uint64_t off = 0; off < m.size && !failure; off += part_size_) {
+  std::optional<StoreFailure> failure;
+  bool spool_bad = false;
+  for (std::uint64_t off = 0; off < m.size; off += part_size_) {
     const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(part_size_, m.size - off));
     auto part = co_await read_part(pool_, spool_file, off, len);
     if (!part.ok) {
-      failure = make_error_code(sink_errc::spool_unreadable);
+      failure = StoreFailure(sink_errc::spool_unreadable);
+      spool_bad = true;
       break;
     }
     whole.update(proto::ByteView(reinterpret_cast<const std::uint8_t*>(part.bytes.data()), part.bytes.size()));
-    md5s.push_back(s3::md5_hex(part.bytes));
+    const auto md5 = s3::md5_hex(part.bytes);
+    md5s.push_back(md5);
     const auto number = static_cast<unsigned>(parts.size() + 1);
+    // Sent before (this upload, an earlier attempt): the same bytes need not go again.
+    if (auto it = done.find(number); it != done.end() && it->second.md5 == md5) {
+      parts.push_back({number, it->second.etag});
+      continue;
+    }
     auto r = co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes));
-    if (!r) failure = r.error();
-    else if (!r->ok()) failure = storage_error(*r, "upload part " + std::to_string(number) + " of " + key);
-    else parts.push_back({number, r->header("etag")});
+    if (!r) {
+      failure = transport(r.error(), "upload part " + std::to_string(number) + " of " + key);
+      break;
+    }
+    if (!r->ok()) {
+      failure = classify_answer(*r, "upload part " + std::to_string(number) + " of " + key);
+      break;
+    }
+    UploadedPart sent;
+    sent.etag = r->header("etag");
+    sent.md5 = md5;
+    parts.push_back({number, sent.etag});
+    if (journal_) co_await journal_->part_done(key, number, std::move(sent));
+    log(Level::debug, "S3 ", key, ": part ", number, " stored");
   }
-  const auto digest = whole.finish();
-  if (!failure && !proto::digest_equal(digest, m.sha256)) failure = make_error_code(sink_errc::content_mismatch);
+  if (!failure && !proto::digest_equal(whole.finish(), m.sha256)) {
+    failure = StoreFailure(sink_errc::content_mismatch);
+    spool_bad = true;
+  }
   if (!failure) {
-    auto done = co_await client_.complete_multipart(where_.bucket, key, upload_id, parts);
-    if (!done) failure = done.error();
-    else if (!done->ok() || !done->error_code().empty()) failure = storage_error(*done, "complete multipart " + key);
+    auto fin = co_await client_.complete_multipart(where_.bucket, key, upload_id, parts);
+    if (!fin) failure = transport(fin.error(), "complete multipart " + key);
+    else if (!fin->ok() || !fin->error_code().empty()) failure = classify_answer(*fin, "complete multipart " + key);
+    else if (journal_) co_await journal_->upload_ended(key);
   }
   if (failure) {
-    // Leave no orphan parts behind; the next attempt starts a fresh upload.
-    (void)co_await client_.abort_multipart(where_.bucket, key, upload_id);
-    co_return failure;
+    // The spool copy is bad: the segment is pulled again and uploaded afresh, so leave no parts
+    // behind. Otherwise the upload stays, and the next attempt continues it.
+    if (spool_bad) co_await forget_upload(key, upload_id);
+    co_return *failure;
   }
   auto check = co_await client_.head_object(where_.bucket, key);
-  if (!check) co_return check.error();
-  if (!check->ok() || unquote(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
-    co_return storage_error(*check, "HEAD after multipart " + key + " (ETag or size differ)");
-  co_return StoreReceipt{key, digest, m.size};
+  if (!check) co_return transport(check.error(), "HEAD " + key);
+  if (!check->ok()) co_return classify_answer(*check, "HEAD after multipart " + key);
+  if (bare_etag(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
+    co_return StoreFailure(sink_errc::storage_error, "HEAD after multipart " + key + ": ETag or size differ from what was sent");
+  if (auto ok = co_await put_retention(key); !ok) co_return ok.error();
+  co_return StoreReceipt{key, m.sha256, m.size};
 }
 
 }  // namespace bodydock::dock

@@ -14,15 +14,33 @@
 /// - User metadata: camera, officer, recording, start/end UTC, triggers, firmware, dock, the
 ///   manifest (chain) hash, clock drift.
 ///
-/// Not yet: upload ids persisted across restarts (a restarted dock starts the upload again and
-/// aborts the old one), retention, the recording-complete marker, TLS.
+/// - Multipart progress (upload id, finished parts with their MD5) goes to an UploadJournal, so
+///   a restarted dock, or one whose storage went away mid-upload, continues the same upload: it
+///   asks storage which parts it holds, re-reads those from the spool to check they are the
+///   same bytes, and sends only the rest. An upload is aborted only when the spool copy is bad
+///   (the segment is pulled again) or the key is in conflict.
+/// - Every failure is classified (sink.hpp): transient (5xx, 429, SlowDown, a body damaged on
+///   the way, NoSuchUpload), refused (403, missing bucket, quota, any other 4xx: retrying the
+///   same request cannot help), clock skew (RequestTimeTooSkewed).
 
 #include "dock/s3/client.hpp"
 #include "dock/sink.hpp"
+#include "dock/upload_journal.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
 namespace bodydock::dock {
+
+/// Object Lock retention put on every object the sink creates (segment, manifest, receipt),
+/// so nobody (COMPLIANCE) or only privileged users (GOVERNANCE) can delete or overwrite it
+/// before the date. Needs a bucket created with Object Lock; the sink checks that once and
+/// refuses (holds, with an alert) rather than store evidence without the promised retention.
+struct Retention {
+  std::string mode;   ///< "COMPLIANCE" or "GOVERNANCE"; empty: none
+  unsigned days = 0;
+  /// Parses mode names case-insensitively; throws std::invalid_argument naming what is wrong.
+  static Retention make(std::string_view mode, unsigned days);
+};
 
 struct S3Location {
   std::string bucket;
@@ -33,20 +51,43 @@ struct S3Location {
 
 class S3Sink final : public Sink {
  public:
-  S3Sink(s3::Client& client, S3Location where, boost::asio::thread_pool& pool, std::size_t part_size = 16u << 20);
+  S3Sink(s3::Client& client, S3Location where, boost::asio::thread_pool& pool, std::size_t part_size = 16u << 20, Retention retention = {});
 
-  boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
-                                                                    const Custody& custody) override;
+  boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                           const Custody& custody) override;
+  /// Where multipart progress is kept (without one, an interrupted upload starts over).
+  boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) override;
+  void use_journal(UploadJournal* journal) override { journal_ = journal; }
   [[nodiscard]] std::string describe() const override;
   [[nodiscard]] const S3Location& location() const { return where_; }
 
  private:
-  boost::asio::awaitable<boost::system::result<StoreReceipt>> store_multipart(const std::filesystem::path& spool_file, const proto::Manifest& m,
-                                                                              std::string key, s3::Client::Headers meta);
+  boost::asio::awaitable<StoreResult> store_multipart(const std::filesystem::path& spool_file, const proto::Manifest& m, std::string key,
+                                                     s3::Client::Headers meta);
+  /// Continues the journal's upload of `key` if storage still has it: its id and the parts
+  /// storage holds as the journal recorded them; empty id when there is nothing to continue.
+  boost::asio::awaitable<StoreResult> resume_point(const std::string& key, std::string& upload_id, std::map<unsigned, UploadedPart>& done);
+  boost::asio::awaitable<void> forget_upload(std::string key, std::string upload_id);
+  /// The ETag storage gives the spool's bytes as this sink uploads them; empty if unreadable.
+  boost::asio::awaitable<std::string> expected_etag(const std::filesystem::path& spool_file, std::uint64_t size);
   s3::Client& client_;
   S3Location where_;
   boost::asio::thread_pool& pool_;
   std::size_t part_size_;
+  /// The Object Lock headers for an object created now (none without retention).
+  [[nodiscard]] s3::Client::Headers retention_headers() const;
+  /// Once: with retention configured, the bucket must have Object Lock.
+  boost::asio::awaitable<BesideResult> check_bucket();
+  /// Sets the retention on an object made by multipart upload.
+  boost::asio::awaitable<BesideResult> put_retention(const std::string& key);
+
+  UploadJournal* journal_ = nullptr;
+  Retention retention_;
+  bool bucket_checked_ = false;
 };
+
+/// The class of a storage answer that is not a success (sink.hpp), with a detail naming the
+/// status, S3 error code and operation.
+StoreFailure classify_answer(const s3::Response& r, const std::string& what);
 
 }  // namespace bodydock::dock

@@ -125,6 +125,9 @@ class Session {
   asio::awaitable<PullEnd> pull(SegmentRow row);
   asio::awaitable<error_code> erase_confirmed();
   asio::awaitable<void> purge(const SegmentRow& row);
+  /// Back-pressure: returns once the spool has room for the segment (reserved for it); until
+  /// then the camera keeps it, confirmed segments are erased, and the slot shows why it waits.
+  asio::awaitable<error_code> wait_for_spool_room(const SegmentRow& row);
   asio::awaitable<void> quarantine(const SegmentRow& row, std::string reason);
   SessionEnd end_with(const error_code& ec, std::string_view during);
   void note_progress(std::uint64_t bytes);
@@ -706,6 +709,33 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   co_return PullEnd::spooled;
 }
 
+asio::awaitable<error_code> Session::wait_for_spool_room(const SegmentRow& row) {
+  if (row.state != SegState::listed) co_return error_code{};  // a pull under way holds its room already
+  bool paused = false;
+  for (;;) {
+    const auto room = co_await dock_.reserve_spool(row.serial, row.seq, row.manifest.size);
+    if (room.ok) break;
+    if (!paused) {
+      paused = true;
+      log(Level::notice, tag_, " seg ", row.seq, ": ", room.why, "; pulling pauses until uploads drain (the camera keeps its footage)");
+      status_.phase = SlotPhase::waiting_upload;
+      status_.detail = cat("waiting for uplink: ", room.why);
+      status_.mbps = 0;
+    }
+    if (auto ec = co_await erase_confirmed()) co_return ec;
+    asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::seconds(2));
+    co_await (dock_.stored_.wait() || tick.async_wait(asio::use_awaitable));
+    if (auto ec = co_await refresh_status()) co_return ec;
+    if (overheated_) co_return error_code{};
+  }
+  if (paused) {
+    log(Level::notice, tag_, " seg ", row.seq, ": spool has room again; pulling resumes");
+    status_.phase = SlotPhase::syncing;
+    status_.detail.clear();
+  }
+  co_return error_code{};
+}
+
 asio::awaitable<void> Session::purge(const SegmentRow& row) {
   co_await async_remove(dock_.io_pool_, dock_.spool_path(row.serial, row.seq));
   co_await dock_.transition(row.serial, row.seq, states(SegState::erased), SegState::purged, SegUpdate{}, "spool purged");
@@ -732,16 +762,11 @@ asio::awaitable<error_code> Session::erase_confirmed() {
       attention_ = true;
       continue;
     }
-    // The custody receipt (PROTOCOL.md 9): signed by this dock, verified by the camera.
-    proto::Receipt r;
-    r.camera_serial = serial_;
-    r.seq = seq;
-    r.sha256 = *receipt;
-    r.manifest_sha256 = proto::manifest_hash(row.manifest);
-    r.stored_at = cat(dock_.sink_.describe(), " ", row.object_key);
-    r.stored_utc_ms = utc_now_ms();
-    r.dock_cert = dock_.cfg_.identity->cert;
-    const auto signed_receipt = proto::encode_receipt(proto::make_receipt(std::move(r), dock_.cfg_.identity->key));
+    // The custody receipt (PROTOCOL.md 9): signed by this dock when storage confirmed the
+    // segment and stored beside it; verified by the camera. (Made now only for a segment an
+    // older dock stored.)
+    const auto signed_receipt =
+        row.custody_receipt.empty() ? dock_.custody_receipt(row.manifest, row.object_key, *receipt) : row.custody_receipt;
     proto::Erase req{seq, signed_receipt};
     auto f = co_await call(MsgType::erase, proto::encode(req), MsgType::erase_ok);
     if (!f && f.error() != proto::errc::not_found) {
@@ -824,6 +849,8 @@ asio::awaitable<SessionEnd> Session::run() {
   log(Level::info, tag_, ": ", listed_.size(), " segments on camera, ", to_pull.size(), " to pull (", mib(status_.bytes_total), ")");
   status_.phase = SlotPhase::syncing;
   for (auto& row : to_pull) {
+    if (auto ec = co_await wait_for_spool_room(row)) co_return end_with(ec, "waiting for spool room");
+    if (overheated_) co_return overheated();
     const auto end = co_await pull(std::move(row));
     if (overheated_) co_return overheated();
     if (end == PullEnd::link_failed) co_return end_with(link_error_, "pull");

@@ -2,8 +2,10 @@
 /// Storage sinks: where spooled segments go. A sink stores the spool file's bytes under a key
 /// derived only from (camera serial, sequence number, SHA-256), so a retry can never create a
 /// second, different object, and returns a receipt only after the object is durable and the
-/// bytes it took in (hashed as they were written) match the manifest's SHA-256. The embedded default is a local directory; S3 next.
+/// bytes it took in (hashed as they were written) match the manifest's SHA-256. The embedded default
+/// is a local directory (local_sink.hpp); production docks use S3 (s3_sink.hpp).
 
+#include "dock/upload_journal.hpp"
 #include "proto/manifest.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -22,10 +24,25 @@ enum class sink_errc {
   content_mismatch = 1,  ///< the spool's bytes do not hash to the manifest: pull again
   object_conflict = 2,   ///< storage already holds different bytes under this key: never overwritten
   spool_unreadable = 3,  ///< the spool file cannot be opened: pull again (the camera still has it)
-  storage_error = 4,     ///< storage answered with an error (the queue retries with backoff)
+  storage_error = 4,     ///< storage failed for now (5xx, 429, SlowDown, a body damaged on the way): retried with backoff
+  storage_refused = 5,   ///< storage will not take it until someone acts (403, missing bucket, quota): held, alert
+  clock_skew = 6,        ///< storage says the dock's clock is off (RequestTimeTooSkewed): retried after a clock check, alert
 };
 const boost::system::error_category& sink_category() noexcept;
 inline boost::system::error_code make_error_code(sink_errc e) noexcept { return {static_cast<int>(e), sink_category()}; }
+
+/// Why a store failed: its class (a sink_errc, or a system error for the transport) and, when
+/// storage answered, what it said (never a secret: status, S3 error code, operation, key).
+struct StoreFailure {
+  boost::system::error_code code;
+  std::string detail;
+  StoreFailure() = default;
+  StoreFailure(boost::system::error_code c, std::string d = {}) : code(c), detail(std::move(d)) {}  // NOLINT: implicit by design
+  StoreFailure(sink_errc e, std::string d = {}) : code(make_error_code(e)), detail(std::move(d)) {}  // NOLINT
+  [[nodiscard]] std::string message() const { return detail.empty() ? code.message() : code.message() + ": " + detail; }
+  friend bool operator==(const StoreFailure& f, sink_errc e) { return f.code == make_error_code(e); }
+};
+[[noreturn]] void throw_exception_from_error(const StoreFailure& f, const boost::source_location& loc);
 
 struct StoreReceipt {
   std::string object_key;
@@ -46,12 +63,21 @@ struct Custody {
 /// custody note under "custody", one line.
 boost::json::object manifest_with_custody(const proto::Manifest& m, const Custody& custody);
 
+using StoreResult = boost::system::result<StoreReceipt, StoreFailure>;
+using BesideResult = boost::system::result<void, StoreFailure>;
+
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual boost::asio::awaitable<boost::system::result<StoreReceipt>> store(const std::filesystem::path& spool_file,
-                                                                            const proto::Manifest& m, const Custody& custody) = 0;
+  virtual boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
+                                                   const Custody& custody) = 0;
+  /// Stores a small object beside a stored segment: its key with ".seg" replaced by `suffix`
+  /// (".receipt": the dock's signed custody receipt). Created once; one already there stands.
+  virtual boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) = 0;
   [[nodiscard]] virtual std::string describe() const = 0;
+  /// Where to keep the progress of long uploads (the dock's state database); sinks that store
+  /// in one step ignore it.
+  virtual void use_journal(UploadJournal* /*journal*/) {}
 };
 
 }  // namespace bodydock::dock

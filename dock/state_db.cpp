@@ -66,6 +66,25 @@ ALTER TABLE segments ADD COLUMN clock_drift_ms INTEGER;
 ALTER TABLE cameras ADD COLUMN certificate BLOB;
 ALTER TABLE cameras ADD COLUMN officer TEXT NOT NULL DEFAULT '';
 )sql",
+    // Multipart uploads under way, so a restart continues the same upload (upload_journal.hpp).
+    R"sql(
+CREATE TABLE uploads(
+  object_key TEXT PRIMARY KEY,
+  upload_id TEXT NOT NULL,
+  part_size INTEGER NOT NULL,
+  started_ms INTEGER NOT NULL
+);
+CREATE TABLE upload_parts(
+  object_key TEXT NOT NULL REFERENCES uploads(object_key) ON DELETE CASCADE,
+  number INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  md5 TEXT NOT NULL,
+  PRIMARY KEY(object_key, number)
+) WITHOUT ROWID;
+-- The signed custody receipt made when storage confirmed a segment: stored beside it and,
+-- the very same bytes, presented to the camera for the erase.
+ALTER TABLE segments ADD COLUMN custody_receipt BLOB;
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -120,7 +139,7 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms";
+constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms, custody_receipt";
 
 SegmentRow read_row(Stmt& s) {
   SegmentRow r;
@@ -138,6 +157,10 @@ SegmentRow read_row(Stmt& s) {
   r.reason = s.text(7);
   r.attempts = static_cast<std::uint32_t>(s.i64(8));
   if (!s.is_null(9)) r.clock_drift_ms = s.i64(9);
+  if (!s.is_null(10)) {
+    const auto b = s.blob(10);
+    r.custody_receipt.assign(b.begin(), b.end());
+  }
   return r;
 }
 
@@ -292,7 +315,7 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
   for (auto f : from) allowed += std::string(allowed.empty() ? "'" : ",'") + state_name(f) + "'";
   const std::string sql =
       "UPDATE segments SET state=?3, updated_ms=?4, pulled=COALESCE(?5, pulled), object_key=COALESCE(?6, object_key), "
-      "receipt=COALESCE(?7, receipt), reason=COALESCE(?8, reason), attempts=attempts+?9 "
+      "receipt=COALESCE(?7, receipt), reason=COALESCE(?8, reason), attempts=attempts+?9, custody_receipt=COALESCE(?10, custody_receipt) "
       "WHERE serial=?1 AND seq=?2 AND state IN (" + allowed + ")";
   exec("BEGIN IMMEDIATE");
   try {
@@ -304,6 +327,7 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
     if (u.receipt) s.bind(7, *u.receipt);
     if (u.reason) s.bind(8, *u.reason);
     s.bind(9, static_cast<std::int64_t>(u.count_attempt ? 1 : 0));
+    if (u.custody_receipt) s.bind(10, proto::ByteView(*u.custody_receipt));
     s.step();
     const bool changed = sqlite3_changes(db_) == 1;
     // Progress updates within PULLING are frequent and uninteresting; state changes are history.
@@ -318,6 +342,12 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
     exec("ROLLBACK");
     throw;
   }
+}
+
+std::uint64_t StateDb::spool_bytes() {
+  Stmt s(db_, "SELECT COALESCE(SUM(size), 0) FROM segments WHERE state IN ('PULLING', 'SPOOLED', 'STORED', 'ERASED')");
+  s.step();
+  return static_cast<std::uint64_t>(s.i64(0));
 }
 
 std::map<SegState, std::uint64_t> StateDb::counts() {
@@ -346,6 +376,51 @@ std::optional<std::pair<std::uint64_t, std::string>> StateDb::audit_anchor() {
   Stmt s(db_, "SELECT seq, hash FROM audit_anchor WHERE id = 1");
   if (!s.step()) return std::nullopt;
   return std::make_pair(static_cast<std::uint64_t>(s.i64(0)), s.text(1));
+}
+
+std::optional<UploadRecord> StateDb::find_upload(const std::string& key) {
+  Stmt s(db_, "SELECT upload_id, part_size FROM uploads WHERE object_key=?1");
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  UploadRecord r;
+  r.upload_id = s.text(0);
+  r.part_size = static_cast<std::uint64_t>(s.i64(1));
+  Stmt p(db_, "SELECT number, etag, md5 FROM upload_parts WHERE object_key=?1 ORDER BY number");
+  p.bind(1, key);
+  while (p.step()) r.parts[static_cast<unsigned>(p.i64(0))] = UploadedPart{p.text(1), p.text(2)};
+  return r;
+}
+
+void StateDb::upload_begun(const std::string& key, const std::string& upload_id, std::uint64_t part_size) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt d(db_, "DELETE FROM uploads WHERE object_key=?1");
+    d.bind(1, key).step();
+    Stmt s(db_, "INSERT INTO uploads(object_key, upload_id, part_size, started_ms) VALUES(?1, ?2, ?3, ?4)");
+    s.bind(1, key).bind(2, upload_id).bind(3, part_size).bind(4, now_ms()).step();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+void StateDb::part_done(const std::string& key, unsigned number, const UploadedPart& part) {
+  Stmt s(db_, "INSERT INTO upload_parts(object_key, number, etag, md5) VALUES(?1, ?2, ?3, ?4) "
+              "ON CONFLICT(object_key, number) DO UPDATE SET etag=?3, md5=?4");
+  s.bind(1, key).bind(2, static_cast<std::int64_t>(number)).bind(3, part.etag).bind(4, part.md5).step();
+}
+
+void StateDb::upload_ended(const std::string& key) {
+  Stmt s(db_, "DELETE FROM uploads WHERE object_key=?1");
+  s.bind(1, key).step();
+}
+
+std::vector<std::pair<std::string, std::string>> StateDb::uploads() {
+  Stmt s(db_, "SELECT object_key, upload_id FROM uploads ORDER BY started_ms");
+  std::vector<std::pair<std::string, std::string>> out;
+  while (s.step()) out.emplace_back(s.text(0), s.text(1));
+  return out;
 }
 
 }  // namespace bodydock::dock

@@ -4,6 +4,7 @@
 /// and is guarded by the states it may come from, so a crash or a bug can never move a
 /// segment backwards or skip a step. Not thread-safe: use it from one thread (the db pool).
 
+#include "dock/upload_journal.hpp"
 #include "proto/manifest.hpp"
 
 #include <cstdint>
@@ -40,6 +41,7 @@ struct SegmentRow {
   std::string reason;              ///< why quarantined / last error
   std::uint32_t attempts = 0;      ///< store attempts that failed
   std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's at the listing docking
+  proto::Bytes custody_receipt;    ///< signed when storage confirmed it (PROTOCOL.md 9); empty before
 };
 
 /// Optional fields a transition sets together with the state.
@@ -49,6 +51,7 @@ struct SegUpdate {
   std::optional<std::string> receipt;
   std::optional<std::string> reason;
   bool count_attempt = false;
+  std::optional<proto::Bytes> custody_receipt;
 };
 
 enum class ListedResult { inserted, known, conflict };
@@ -82,6 +85,9 @@ class StateDb {
   /// Moves a segment to `to` if it is in one of `from`; false (and nothing changed) otherwise.
   bool transition(const std::string& serial, std::uint64_t seq, const std::vector<SegState>& from, SegState to,
                   const SegUpdate& update = {}, std::string_view why = {});
+  /// Bytes the spool holds or has promised: every segment pulled or being pulled and not yet
+  /// purged (PULLING, SPOOLED, STORED, ERASED), at full size.
+  std::uint64_t spool_bytes();
   /// Counts per state over all cameras.
   std::map<SegState, std::uint64_t> counts();
   /// History rows of one segment, oldest first ("listed", "pulling", ...).
@@ -89,6 +95,14 @@ class StateDb {
   /// The audit log's newest committed entry (seq, hash), for spotting a removed tail.
   void set_audit_anchor(std::uint64_t seq, const std::string& hash);
   std::optional<std::pair<std::uint64_t, std::string>> audit_anchor();
+
+  /// Multipart uploads under way (upload_journal.hpp), by object key.
+  std::optional<UploadRecord> find_upload(const std::string& key);
+  void upload_begun(const std::string& key, const std::string& upload_id, std::uint64_t part_size);
+  void part_done(const std::string& key, unsigned number, const UploadedPart& part);
+  void upload_ended(const std::string& key);
+  /// Every upload under way: (object key, upload id).
+  std::vector<std::pair<std::string, std::string>> uploads();
 
  private:
   void exec(const char* sql);

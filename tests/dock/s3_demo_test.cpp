@@ -5,6 +5,8 @@
 #include "dock/s3/client.hpp"
 #include "hw/camera_device.hpp"
 #include "proto/sha256.hpp"
+#include "proto/crypto.hpp"
+#include "proto/trust.hpp"
 #include "support/daemon.hpp"
 #include "support/rgw.hpp"
 #include "support/sandbox.hpp"
@@ -21,12 +23,18 @@ namespace asio = boost::asio;
 
 namespace {
 
-s3::Response fetch(s3::Client& c, asio::io_context& ioc, const std::string& method, const std::string& bucket, const std::string& key) {
+/// One request; "KEY?sub" asks for a subresource (e.g. ?retention).
+s3::Response fetch(s3::Client& c, asio::io_context& ioc, const std::string& method, const std::string& bucket, const std::string& key_and_sub) {
   s3::Client::Result out = boost::system::error_code{};
   auto op = [](s3::Client& cl, std::string m, std::string b, std::string k, s3::Client::Result& o) -> asio::awaitable<void> {
-    o = co_await cl.request(std::move(m), std::move(b), std::move(k), {}, {}, {});
+    std::vector<s3::QueryParam> q;
+    if (const auto at = k.find('?'); at != std::string::npos) {
+      q.push_back({k.substr(at + 1), ""});
+      k.resize(at);
+    }
+    o = co_await cl.request(std::move(m), std::move(b), std::move(k), std::move(q), {}, {});
   };
-  test::run_with_watchdog(ioc, op(c, method, bucket, key, out));
+  test::run_with_watchdog(ioc, op(c, method, bucket, key_and_sub, out));
   BOOST_REQUIRE_MESSAGE(out, "transport: " << out.error().message());
   return *out;
 }
@@ -42,7 +50,7 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
   for (const auto& [mib, name] : {std::pair{"6", "big"}, std::pair{"0.25", "small"}}) {
     const auto state = dir / (std::string(name) + "-state");
     auto [rc, out] = test::run_command({DOCKD_PATH, "demo", "--store", "s3://" + bucket + "/site-a/" + name, "--state", state.string(), "--no-table",
-                                        "--cameras", "2", "--segments", "2", "--segment-mib", mib, "--s3-part-mib", "5", "--exit-when-idle"},
+                                        "--cameras", "2", "--segments", "2", "--segment-mib", mib, "--s3-part-mib", "5", "--retention-days", "1", "--retention-mode", "governance", "--exit-when-idle"},
                                        dir / "demo.log", std::chrono::milliseconds(300'000));
     BOOST_REQUIRE_MESSAGE(rc == 0, out);
     asio::io_context ioc;
@@ -63,6 +71,23 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
         BOOST_CHECK_EQUAL(head.header("x-amz-meta-manifest-sha256"), proto::to_hex(proto::manifest_hash(m)));
         BOOST_CHECK(head.header("x-amz-meta-officer").starts_with("officer-01"));
         if (m.size > (5u << 20)) BOOST_CHECK(head.header("etag").ends_with("-2\""));  // multipart, two parts
+        // Retention as configured, on the segment and on what lies beside it.
+        // (RGW 16 does not echo the lock headers on HEAD; GetObjectRetention shows them.)
+        const auto base = key.substr(0, key.size() - 4);
+        for (const std::string suffix : {".seg", ".manifest.json", ".receipt"}) {
+          const auto r = fetch(client, ioc, "GET", bucket, base + suffix + "?retention");
+          BOOST_CHECK_MESSAGE(r.ok(), base + suffix << ": HTTP " << r.status << " " << r.body);
+          BOOST_CHECK_EQUAL(s3::xml_field(r.body, "Mode"), "GOVERNANCE");
+          BOOST_CHECK_MESSAGE(s3::xml_field(r.body, "RetainUntilDate") > "2026", r.body);
+        }
+        // The custody receipt is the dock's, names this segment and the hash storage confirmed.
+        const auto receipt_obj = fetch(client, ioc, "GET", bucket, base + ".receipt");
+        const auto receipt = proto::decode_receipt(proto::ByteView(reinterpret_cast<const std::uint8_t*>(receipt_obj.body.data()), receipt_obj.body.size()));
+        BOOST_REQUIRE_MESSAGE(receipt, "receipt does not decode");
+        BOOST_CHECK_EQUAL(receipt->camera_serial, m.camera_serial);
+        BOOST_CHECK_EQUAL(receipt->seq, m.seq);
+        BOOST_CHECK(receipt->sha256 == m.sha256);
+        BOOST_CHECK(proto::crypto::cert_public_key(receipt->dock_cert).verify(proto::receipt_signing_input(*receipt), receipt->signature));
         const auto got = fetch(client, ioc, "GET", bucket, key);
         BOOST_CHECK(proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(got.body.data()), got.body.size())) == m.sha256);
         const auto manifest = fetch(client, ioc, "GET", bucket, key.substr(0, key.size() - 4) + ".manifest.json");

@@ -31,11 +31,11 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 4);
+    BOOST_CHECK_EQUAL(db.schema_version(), 5);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 4);
+  BOOST_CHECK_EQUAL(db.schema_version(), 5);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
 }
@@ -88,6 +88,35 @@ BOOST_AUTO_TEST_CASE(refuses_a_newer_schema) {
     if (std::system(cmd.c_str()) != 0) return;  // sqlite3 CLI not installed: nothing to simulate with
   }
   BOOST_CHECK_THROW(dock::StateDb db(dir / "s.sqlite"), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(upload_journal_survives_reopen_and_forgets_ended_uploads) {
+  test::TempDir dir;
+  {
+    dock::StateDb db(dir / "s.sqlite");
+    BOOST_CHECK(!db.find_upload("a/1.seg"));
+    db.upload_begun("a/1.seg", "id-1", 5u << 20);
+    db.part_done("a/1.seg", 1, {"\"e1\"", "m1"});
+    db.part_done("a/1.seg", 2, {"\"e2\"", "m2"});
+    db.part_done("a/1.seg", 2, {"\"e2b\"", "m2b"});  // sent again: the newer answer stands
+    db.upload_begun("b/2.seg", "id-2", 5u << 20);
+  }
+  dock::StateDb db(dir / "s.sqlite");
+  const auto r = db.find_upload("a/1.seg");
+  BOOST_REQUIRE(r);
+  BOOST_CHECK_EQUAL(r->upload_id, "id-1");
+  BOOST_CHECK_EQUAL(r->part_size, 5u << 20);
+  BOOST_REQUIRE_EQUAL(r->parts.size(), 2u);
+  BOOST_CHECK_EQUAL(r->parts.at(2).etag, "\"e2b\"");
+  BOOST_CHECK_EQUAL(r->parts.at(2).md5, "m2b");
+  BOOST_CHECK_EQUAL(db.uploads().size(), 2u);
+  // A new upload for the same key replaces the old one, parts and all.
+  db.upload_begun("a/1.seg", "id-3", 8u << 20);
+  BOOST_CHECK(db.find_upload("a/1.seg")->parts.empty());
+  db.upload_ended("a/1.seg");
+  BOOST_CHECK(!db.find_upload("a/1.seg"));
+  BOOST_REQUIRE_EQUAL(db.uploads().size(), 1u);
+  BOOST_CHECK_EQUAL(db.uploads().front().second, "id-2");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
