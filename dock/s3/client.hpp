@@ -3,33 +3,56 @@
 /// bucket creation, conditional PUT, HEAD, and multipart upload. Every request is signed with
 /// Signature V4 (sigv4.hpp), carries x-amz-content-sha256 of its body, and every body-carrying
 /// request a Content-MD5, so the server refuses a body damaged on the way. Path-style or
-/// virtual-host style addressing. Plain HTTP for now (TLS comes with the sink).
+/// virtual-host style addressing, over plain HTTP or TLS (https://, OpenSSL).
 ///
-/// Errors: a transport failure is the result's error (connect, reset, timeout); any HTTP
-/// answer, success or not, is a Response, so callers classify S3 errors by status and code.
+/// TLS: 1.2 or newer, and the server's certificate is always verified: its chain against the
+/// system's trust store or, when Endpoint::ca_file is set, against that file alone; and its
+/// name against the host actually contacted (bucket.host in virtual-host style; an IP-literal
+/// host against the certificate's IP addresses). There is no switch to turn this off.
+///
+/// Errors: a transport failure is the result's error (connect, reset, timeout, TLS handshake;
+/// an untrusted certificate is an error of certificate_category()); any HTTP answer, success
+/// or not, is a Response, so callers classify S3 errors by status and code.
 
 #include "dock/s3/sigv4.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
 #include <chrono>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace bodydock::s3 {
 
 struct Endpoint {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  ///< resolved and connected to, also in virtual-host style
   std::uint16_t port = 80;
   std::string region = "us-east-1";
   bool path_style = true;   ///< http://host/bucket/key; false: http://bucket.host/key
-  /// Parses "http://host[:port]"; throws std::invalid_argument naming what is wrong.
+  bool tls = false;         ///< https: see the TLS notes above
+  /// PEM file of the CA certificate(s) to trust instead of the system's trust store (a private
+  /// CA). Only for TLS: the Client refuses a CA file with a plain-HTTP endpoint.
+  std::string ca_file;
+  /// Parses "http://host[:port]" or "https://host[:port]" (default port 80 or 443); throws
+  /// std::invalid_argument naming what is wrong.
   static Endpoint parse(std::string_view url, std::string region);
 };
+
+/// The category of "the server's certificate was not trusted": the value is OpenSSL's
+/// X509_V_ERR_* verification result, the message says which check failed (unknown issuer,
+/// expired, hostname mismatch, ...).
+const boost::system::error_category& certificate_category() noexcept;
 
 struct Response {
   unsigned status = 0;
@@ -51,6 +74,20 @@ struct Part {
 /// The text between <tag> and </tag> (first occurrence), empty if absent. S3's XML is simple
 /// enough for this; nothing here parses untrusted XML beyond extracting a field.
 std::string xml_field(std::string_view xml, std::string_view tag);
+
+/// One multipart upload the server holds (started, neither completed nor aborted).
+struct MultipartUpload {
+  std::string key;        ///< XML entities decoded
+  std::string upload_id;
+  friend bool operator==(const MultipartUpload&, const MultipartUpload&) = default;
+};
+/// Every <Upload> of a ListMultipartUploads answer, in order. One page: the server lists at
+/// most 1000 (xml_field(body, "IsTruncated") says whether there are more).
+std::vector<MultipartUpload> multipart_uploads(std::string_view list_xml);
+
+/// An HTTP Date header (IMF-fixdate); nullopt if it is not one.
+std::optional<std::chrono::system_clock::time_point> http_date(std::string_view text);
+
 /// Lowercase hex MD5 and base64 MD5 (Content-MD5) of bytes.
 std::string md5_base64(std::string_view bytes);
 std::string md5_hex(std::string_view bytes);
@@ -59,6 +96,7 @@ std::string multipart_etag(const std::vector<std::string>& part_md5_hex);
 
 class Client {
  public:
+  /// Throws std::invalid_argument when endpoint.ca_file cannot be loaded or is set without TLS.
   Client(boost::asio::any_io_executor ex, Endpoint endpoint, Credentials credentials,
          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
@@ -81,14 +119,25 @@ class Client {
   boost::asio::awaitable<Result> abort_multipart(std::string bucket, std::string key, std::string upload_id);
   /// Parts the server holds for an upload (to continue it after a restart).
   boost::asio::awaitable<Result> list_parts(std::string bucket, std::string key, std::string upload_id);
+  /// Uploads in progress in a bucket whose keys start with `prefix` (GET ?uploads); read the
+  /// body with multipart_uploads(). Finds what an interrupted upload left behind.
+  boost::asio::awaitable<Result> list_multipart_uploads(std::string bucket, std::string prefix);
 
   [[nodiscard]] const Endpoint& endpoint() const { return endpoint_; }
+  /// Requests are signed at local time + offset: set from storage's Date header when it says
+  /// RequestTimeTooSkewed, so uploads go on while the dock's clock is being fixed.
+  void set_clock_offset(std::chrono::milliseconds offset) { clock_offset_ = offset; }
+  [[nodiscard]] std::chrono::milliseconds clock_offset() const { return clock_offset_; }
 
  private:
   boost::asio::any_io_executor ex_;
   Endpoint endpoint_;
   Credentials credentials_;
   std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds clock_offset_{0};
+  /// The TLS settings and trust store, made once (loading a CA store is not cheap); null for
+  /// plain HTTP. Shared by copies of the Client: it is not changed after construction.
+  std::shared_ptr<boost::asio::ssl::context> tls_;
 };
 
 }  // namespace bodydock::s3
