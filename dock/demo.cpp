@@ -207,6 +207,8 @@ asio::awaitable<void> drain_and_stop(DemoRun& run) {
     tick.expires_after(std::chrono::milliseconds(10));
     co_await tick.async_wait(asio::use_awaitable);
   }
+  // What the dock recorded of this run goes to storage too, if storage is there.
+  co_await run.dock->flush_records(std::chrono::seconds(5));
   run.ioc.stop();
 }
 
@@ -359,7 +361,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::string store, state, world, log_level = "info", retention_mode = "compliance";
   unsigned retention_days = 0;
   std::vector<std::string> faults;
-  bool exit_when_idle = false, table = false, no_table = false;
+  bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
@@ -368,10 +370,11 @@ int run_demo(const std::vector<std::string>& args) {
     ("cameras", po::value(&cameras)->required(), "emulated cameras docked at start, 1..12 (one per slot)")
     ("segments", po::value(&segments)->required(), "segments recorded on each camera")
     ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
-    ("store", po::value(&store)->required(), "where footage goes: a local directory (the embedded default sink) or s3://BUCKET[/PREFIX] (endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+    ("store", po::value(&store)->required(), "where footage goes: a local directory (the embedded default sink) or s3://BUCKET[/PREFIX] (endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; for https:// a private CA from AWS_CA_BUNDLE)")
     ("s3-part-mib", po::value(&s3_part_mib), "with --store s3://: multipart part size, MiB (5..1024, default 16)")
     ("retention-days", po::value(&retention_days), "with --store s3://: Object Lock retention put on every object, days (default 0: none; the bucket must have Object Lock)")
     ("retention-mode", po::value(&retention_mode), "with --retention-days: compliance (default: nobody can delete early) or governance (privileged users can)")
+    ("s3-virtual-host", po::bool_switch(&s3_virtual_host), "with --store s3://: virtual-host style requests (BUCKET.host) instead of path style")
     ("s3-timeout-ms", po::value(&s3_timeout_ms), "with --store s3://: deadline for each step of a request (connect, send, answer), ms (default 30000)")
     ("spool-limit-mib", po::value(&spool_limit_mib), "spool high-water mark, MiB: no new segment is pulled while the spool would pass it (default: no limit but the disk)")
     ("upload-retry-max-ms", po::value(&upload_retry_max_ms), "longest wait between two attempts to reach storage, ms (default 60000)")
@@ -458,6 +461,9 @@ int run_demo(const std::vector<std::string>& args) {
         return std::string(v);
       };
       auto endpoint = s3::Endpoint::parse(need("AWS_ENDPOINT_URL"), need("AWS_REGION"));
+      endpoint.path_style = !s3_virtual_host;
+      // A private CA for an https:// endpoint, as the AWS tools take it.
+      if (const char* ca = std::getenv("AWS_CA_BUNDLE"); ca && *ca && endpoint.tls) endpoint.ca_file = ca;
       run.s3_client = std::make_unique<s3::Client>(run.ioc.get_executor(), endpoint,
                                                    s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}},
                                                    std::chrono::milliseconds(s3_timeout_ms));

@@ -9,7 +9,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/json.hpp>
+
 #include <sys/statvfs.h>
+
+#include <fstream>
 
 #include <random>
 
@@ -181,9 +185,125 @@ asio::awaitable<void> Dock::run_uploader() {
       uploading_.insert(key);
       asio::co_spawn(ioc_, store_one(std::move(row)), [](std::exception_ptr e) { log_if_failed("upload queue: store", e); });
     }
+    if (!gated && !shipping_ && uplink_.state != UplinkStatus::State::held) {
+      shipping_ = true;
+      asio::co_spawn(ioc_, ship_records(rows.empty() && uploading_.empty()), [this](std::exception_ptr e) {
+        shipping_ = false;
+        log_if_failed("upload queue: records", e);
+      });
+    }
     asio::steady_timer timer(ioc_, wake);
     co_await (spooled_.wait() || timer.async_wait(asio::use_awaitable));
   }
+}
+
+asio::awaitable<void> Dock::ship_records(bool queue_idle, bool now) {
+  const auto markers = co_await pending_markers();
+  for (const auto& [serial, recording] : markers) co_await ship_marker(serial, recording);
+  const auto since = std::chrono::steady_clock::now() - audit_shipped_at_;
+  if (now || since >= cfg_.audit_ship_interval || (queue_idle && since >= std::chrono::seconds(2))) co_await ship_audit();
+}
+
+asio::awaitable<void> Dock::flush_records(std::chrono::milliseconds limit) {
+  asio::steady_timer tick(ioc_);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (shipping_ && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(10));
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+  if (shipping_ || uplink_.state == UplinkStatus::State::held || uplink_.state == UplinkStatus::State::retrying) co_return;
+  // Bounded by the storage client's own deadlines; not cancelled midway (a torn request is
+  // worse than a late stop).
+  shipping_ = true;
+  try {
+    co_await ship_records(true, true);
+  } catch (const std::exception& e) {
+    log(Level::warning, "audit log: final chunk not stored: ", e.what());
+  }
+  shipping_ = false;
+}
+
+asio::awaitable<void> Dock::ship_marker(std::string serial, std::string recording_id) {
+  const auto rows = co_await recording_segments(serial, recording_id);
+  if (rows.empty()) co_return;
+  boost::json::object j;
+  j["recording_id"] = recording_id;
+  j["camera"] = serial;
+  j["dock_id"] = cfg_.dock_id;
+  j["start_utc_ms"] = rows.front().manifest.start_utc_ms;
+  j["end_utc_ms"] = rows.back().manifest.end_utc_ms;
+  j["trigger_on"] = rows.front().manifest.trigger_on;
+  j["trigger_off"] = rows.back().manifest.trigger_off;
+  boost::json::array segs;
+  for (const auto& r : rows) {
+    boost::json::object o;
+    o["seq"] = r.seq;
+    o["index"] = r.manifest.segment_index;
+    o["key"] = segment_object_key(r.manifest);
+    o["sha256"] = proto::to_hex(r.manifest.sha256);
+    o["size"] = r.manifest.size;
+    o["manifest_sha256"] = proto::to_hex(proto::manifest_hash(r.manifest));
+    segs.push_back(std::move(o));
+  }
+  j["segments"] = std::move(segs);
+  const auto key = serial + "/recording-" + safe_key_part(recording_id) + ".json";
+  if (auto failed = co_await sink_.store_record(key, boost::json::serialize(j) + "\n")) {
+    log(Level::warning, serial, " recording ", recording_id, ": complete-marker not stored yet (", failed->message(), ")");
+    co_return;
+  }
+  co_await marker_stored(serial, recording_id);
+  AuditEvent e;
+  e.event = "recording complete";
+  e.camera = serial;
+  e.why = "every segment of recording " + recording_id + " is in storage; marker stored";
+  e.details["object"] = key;
+  co_await audit(std::move(e));
+  log(Level::info, serial, " recording ", recording_id, ": complete-marker stored as ", key);
+}
+
+Dock::AuditChunk Dock::read_audit_chunk(const std::filesystem::path& file, std::uint64_t offset) {
+  constexpr std::size_t kMax = 4u << 20;
+  AuditChunk c;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return c;
+  in.seekg(static_cast<std::streamoff>(offset));
+  c.lines.resize(kMax);
+  in.read(c.lines.data(), static_cast<std::streamsize>(kMax));
+  c.lines.resize(static_cast<std::size_t>(in.gcount()));
+  const auto end = c.lines.rfind('\n');
+  if (end == std::string::npos) {
+    c.lines.clear();
+    return c;
+  }
+  c.lines.resize(end + 1);
+  c.end_offset = offset + c.lines.size();
+  const auto seq_of = [](std::string_view line) -> std::uint64_t {
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(line, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("seq") || !v.as_object().at("seq").is_number()) return 0;
+    return v.as_object().at("seq").to_number<std::uint64_t>();
+  };
+  const auto first_end = c.lines.find('\n');
+  c.first_seq = seq_of(std::string_view(c.lines).substr(0, first_end));
+  const auto last_start = c.lines.rfind('\n', c.lines.size() - 2);
+  c.last_seq = seq_of(std::string_view(c.lines).substr(last_start == std::string::npos ? 0 : last_start + 1));
+  return c;
+}
+
+asio::awaitable<void> Dock::ship_audit() {
+  auto chunk = co_await audit_chunk();
+  if (chunk.lines.empty()) co_return;
+  char name[64];
+  std::snprintf(name, sizeof name, "%012llu-%012llu.jsonl", static_cast<unsigned long long>(chunk.first_seq),
+                static_cast<unsigned long long>(chunk.last_seq));
+  const auto key = "audit/" + safe_key_part(cfg_.dock_id) + "/" + name;
+  if (auto failed = co_await sink_.store_record(key, std::move(chunk.lines))) {
+    log(Level::warning, "audit log: chunk ", name, " not stored yet (", failed->message(), ")");
+    co_return;
+  }
+  co_await audit_shipped(chunk.end_offset, chunk.last_seq);
+  audit_shipped_at_ = std::chrono::steady_clock::now();
+  log(Level::debug, "audit log: entries ", chunk.first_seq, "..", chunk.last_seq, " stored as ", key);
 }
 
 asio::awaitable<void> Dock::store_one(SegmentRow row) {
@@ -210,8 +330,7 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
         co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, keep);
       }
       std::string receipt_bytes(row.custody_receipt.begin(), row.custody_receipt.end());
-      auto beside = co_await sink_.store_beside(receipt->object_key, ".receipt", std::move(receipt_bytes));
-      if (!beside) receipt = beside.error();
+      if (auto failed = co_await sink_.store_record(beside_key(row.manifest, ".receipt"), std::move(receipt_bytes))) receipt = *failed;
     }
     if (receipt) {
       SegUpdate u;
@@ -222,6 +341,7 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
       ++totals_.segments_stored;
       retry_at_.erase(key);
       log(Level::info, serial, " seg ", seq, ": stored as ", receipt->object_key);
+      if (co_await note_recording(serial, row.manifest.recording_id)) log(Level::info, serial, " recording ", row.manifest.recording_id, ": every segment stored");
       if (uplink_.state == UplinkStatus::State::held || uplink_.state == UplinkStatus::State::retrying) {
         log(Level::notice, "uplink: storage accepts uploads again");
         AuditEvent e;

@@ -46,6 +46,9 @@ struct DockConfig {
   /// Storage refusing the dock (403, missing bucket, quota): uploads hold, with an alert, and
   /// one probe goes out this often until it accepts again (or an admin says retry now).
   std::chrono::milliseconds upload_hold_probe{300000};
+  /// The audit log goes to storage in chunks at least this often (and whenever the queue
+  /// runs empty), so the centre holds the record of what the dock did.
+  std::chrono::milliseconds audit_ship_interval{60000};
   /// Spool high-water mark: no new segment is pulled while the spool would pass it (0: no
   /// limit but the disk). The cameras keep their footage meanwhile, and the slot shows
   /// "waiting for uplink" until uploads drain.
@@ -131,6 +134,9 @@ class Dock final : private UploadJournal {
   /// The upload queue: stores SPOOLED segments until stop().
   boost::asio::awaitable<void> run_uploader();
   void stop();
+  /// After stop(): stores the audit entries and markers still due, if storage is reachable
+  /// (the uplink is not backing off or held), waiting at most `limit`.
+  boost::asio::awaitable<void> flush_records(std::chrono::milliseconds limit);
 
   [[nodiscard]] const std::vector<SlotStatus>& slots() const { return slots_; }
   [[nodiscard]] const UplinkStatus& uplink() const { return uplink_; }
@@ -191,9 +197,12 @@ class Dock final : private UploadJournal {
   /// With room, the segment moves LISTED -> PULLING in the same step, so it holds its room
   /// (sessions checking at once cannot both take the last of it).
   auto reserve_spool(std::string serial, std::uint64_t seq, std::uint64_t bytes) {
-    return db([=, limit = cfg_.spool_limit_bytes, reserve = cfg_.spool_reserve_bytes, dir = cfg_.state_dir / "spool"](StateDb& s) {
+    return db([=, limit = cfg_.spool_limit_bytes, reserve = cfg_.spool_reserve_bytes, dir = cfg_.state_dir / "spool", audit_log = audit_.get(),
+               actor = actor_](StateDb& s) {
       auto room = check_spool_room(s.spool_bytes(), bytes, limit, reserve, dir);
-      if (room.ok) s.transition(serial, seq, states(SegState::listed), SegState::pulling);
+      const std::string why = "pull started";
+      if (room.ok && s.transition(serial, seq, states(SegState::listed), SegState::pulling, {}, why))
+        audit_transition(*audit_log, s, actor, serial, seq, SegState::pulling, {}, why);
       return room;
     });
   }
@@ -217,6 +226,10 @@ class Dock final : private UploadJournal {
   /// What a failed store means for the segment and the uplink.
   boost::asio::awaitable<void> store_failed(const SegmentRow& row, const StoreFailure& failure);
   std::chrono::milliseconds backoff(std::uint32_t attempt) const;
+  /// Stores what is due beside the footage: recording-complete markers and audit log chunks.
+  boost::asio::awaitable<void> ship_records(bool queue_idle, bool now = false);
+  boost::asio::awaitable<void> ship_marker(std::string serial, std::string recording_id);
+  boost::asio::awaitable<void> ship_audit();
   /// The custody receipt (PROTOCOL.md 9) for a segment storage confirmed, signed by this dock.
   proto::Bytes custody_receipt(const proto::Manifest& m, const std::string& object_key, const proto::Digest& stored_sha256) const;
 
@@ -225,6 +238,30 @@ class Dock final : private UploadJournal {
   boost::asio::awaitable<void> upload_begun(std::string key, std::string upload_id, std::uint64_t part_size) override;
   boost::asio::awaitable<void> part_done(std::string key, unsigned number, UploadedPart part) override;
   boost::asio::awaitable<void> upload_ended(std::string key) override;
+  auto note_recording(std::string serial, std::string recording_id) {
+    return db([=](StateDb& s) { return s.note_if_recording_complete(serial, recording_id); });
+  }
+  auto pending_markers() {
+    return db([](StateDb& s) { return s.pending_markers(); });
+  }
+  auto recording_segments(std::string serial, std::string recording_id) {
+    return db([=](StateDb& s) { return s.recording_segments(serial, recording_id); });
+  }
+  auto marker_stored(std::string serial, std::string recording_id) {
+    return db([=](StateDb& s) { s.marker_stored(serial, recording_id); });
+  }
+  /// The audit log past what storage holds (whole lines, at most 4 MiB).
+  struct AuditChunk {
+    std::string lines;
+    std::uint64_t first_seq = 0, last_seq = 0, end_offset = 0;
+  };
+  auto audit_chunk() {
+    return db([file = audit_->file()](StateDb& s) { return read_audit_chunk(file, s.audit_shipped().first); });
+  }
+  static AuditChunk read_audit_chunk(const std::filesystem::path& file, std::uint64_t offset);
+  auto audit_shipped(std::uint64_t offset, std::uint64_t seq) {
+    return db([=](StateDb& s) { s.set_audit_shipped(offset, seq); });
+  }
   auto journal_begun(std::string key, std::string id, std::uint64_t part_size) {
     return db([=](StateDb& s) { s.upload_begun(key, id, part_size); });
   }
@@ -259,6 +296,8 @@ class Dock final : private UploadJournal {
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> retry_at_;
   UplinkStatus uplink_;
   std::chrono::steady_clock::time_point uplink_gate_{};  ///< no new upload before this (backoff, hold)
+  bool shipping_ = false;                                 ///< ship_records() running
+  std::chrono::steady_clock::time_point audit_shipped_at_{};
   bool stopping_ = false;
   Totals totals_;
 };

@@ -128,8 +128,9 @@ EvidenceReport verify_evidence(const fs::path& store, const std::optional<proto:
     return r;
   }
   std::vector<fs::path> cameras;
+  // One directory per camera; "audit" holds the docks' audit log chunks, not footage.
   for (const auto& e : fs::directory_iterator(store))
-    if (e.is_directory()) cameras.push_back(e.path());
+    if (e.is_directory() && e.path().filename() != "audit") cameras.push_back(e.path());
   std::sort(cameras.begin(), cameras.end());
   for (const auto& dir : cameras) {
     const auto serial = dir.filename().string();

@@ -68,24 +68,43 @@ LocalDirSink::LocalDirSink(std::filesystem::path root, boost::asio::thread_pool&
   std::filesystem::create_directories(root_);
 }
 
-std::string LocalDirSink::object_key(const proto::Manifest& m) {
+std::string segment_object_key(const proto::Manifest& m) {
   char seq[32];
   std::snprintf(seq, sizeof seq, "%08llu", static_cast<unsigned long long>(m.seq));
   return m.camera_serial + "/" + seq + "-" + proto::to_hex(m.sha256) + ".seg";
 }
+
+std::string beside_key(const proto::Manifest& m, std::string_view suffix) {
+  auto k = segment_object_key(m);
+  k.resize(k.size() - 4);
+  return k.append(suffix);
+}
+
+std::string safe_key_part(std::string_view name) {
+  if (proto::valid_serial(name)) return std::string(name);
+  const auto d = proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(name.data()), name.size()));
+  return "h-" + proto::to_hex(d).substr(0, 32);
+}
+
+std::string LocalDirSink::object_key(const proto::Manifest& m) { return segment_object_key(m); }
 
 boost::asio::awaitable<StoreResult> LocalDirSink::store(const std::filesystem::path& spool_file, const proto::Manifest& m,
                                                        const Custody& custody) {
   return run_blocking(pool_, [this, spool_file, &m, &custody] { return store_blocking(spool_file, m, custody); });
 }
 
-boost::asio::awaitable<BesideResult> LocalDirSink::store_beside(const std::string& object_key, std::string suffix, std::string bytes) {
-  auto path = root_ / (object_key.substr(0, object_key.size() - 4) + suffix);
-  return run_blocking(pool_, [path = std::move(path), bytes = std::move(bytes)]() -> BesideResult {
+boost::asio::awaitable<MaybeFailure> LocalDirSink::store_record(std::string key, std::string bytes) {
+  auto path = root_ / key;
+  return run_blocking(pool_, [path = std::move(path), bytes = std::move(bytes)]() -> MaybeFailure {
     std::error_code fs_ec;
-    if (std::filesystem::exists(path, fs_ec)) return {};
+    if (std::filesystem::exists(path, fs_ec)) return std::nullopt;
+    const bool new_dir = !std::filesystem::exists(path.parent_path(), fs_ec);
+    std::filesystem::create_directories(path.parent_path(), fs_ec);
+    if (fs_ec) return StoreFailure(boost::system::error_code(fs_ec.value(), boost::system::generic_category()), "create " + path.parent_path().string());
+    if (new_dir)
+      if (auto ec = sync_dir(path.parent_path().parent_path())) return StoreFailure(ec, "sync " + path.parent_path().string());
     if (auto ec = write_file_atomic(path, bytes)) return StoreFailure(ec, "write " + path.string());
-    return {};
+    return std::nullopt;
   });
 }
 

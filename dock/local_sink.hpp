@@ -21,7 +21,7 @@ class LocalDirSink final : public Sink {
 
   boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
                                            const Custody& custody) override;
-  boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) override;
+  boost::asio::awaitable<MaybeFailure> store_record(std::string key, std::string bytes) override;
   [[nodiscard]] std::string describe() const override { return "local directory " + root_.string(); }
 
   /// The blocking implementation (runs on the pool).

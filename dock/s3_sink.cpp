@@ -2,7 +2,6 @@
 
 #include "dock/blocking.hpp"
 #include "dock/files.hpp"
-#include "dock/local_sink.hpp"
 #include "dock/log.hpp"
 #include "proto/sha256.hpp"
 
@@ -151,24 +150,42 @@ s3::Client::Headers S3Sink::retention_headers() const {
   return h;
 }
 
-boost::asio::awaitable<BesideResult> S3Sink::check_bucket() {
-  if (bucket_checked_ || retention_.mode.empty()) co_return BesideResult{};
+StoreFailure S3Sink::answer_failure(const s3::Response& r, const std::string& what) {
+  auto f = classify_answer(r, what);
+  if (f == sink_errc::clock_skew) {
+    // The clock check: storage's Date says how far off the dock's clock is. Requests are signed
+    // with storage's time from now on, so footage keeps flowing; the alert stays until the
+    // dock's own clock is right (its audit and custody times depend on it).
+    if (const auto server = s3::http_date(r.header("date"))) {
+      const auto offset = std::chrono::duration_cast<std::chrono::milliseconds>(*server - std::chrono::system_clock::now());
+      const auto off_by = std::chrono::duration_cast<std::chrono::seconds>(client_.clock_offset() - offset).count();
+      client_.set_clock_offset(offset);
+      f.detail += "; the dock's clock is " + std::to_string(off_by < 0 ? -off_by : off_by) + " s " + (off_by < 0 ? "behind" : "ahead of") +
+                  " storage's; signing with storage's time";
+      log(Level::warning, "S3: ", f.detail);
+    }
+  }
+  return f;
+}
+
+boost::asio::awaitable<MaybeFailure> S3Sink::check_bucket() {
+  if (bucket_checked_ || retention_.mode.empty()) co_return std::nullopt;
   std::vector<s3::QueryParam> q;
   q.push_back({"object-lock", ""});
   auto r = co_await client_.request("GET", where_.bucket, {}, std::move(q), {}, {});
   if (!r) co_return transport(r.error(), "GET object lock configuration of " + where_.bucket);
-  if (!r->ok() && r->error_code() != "ObjectLockConfigurationNotFoundError") co_return classify_answer(*r, "GET object lock configuration of " + where_.bucket);
+  if (!r->ok() && r->error_code() != "ObjectLockConfigurationNotFoundError") co_return answer_failure(*r, "GET object lock configuration of " + where_.bucket);
   if (s3::xml_field(r->body, "ObjectLockEnabled") != "Enabled")
     co_return StoreFailure(sink_errc::storage_refused, "bucket " + where_.bucket + " has no Object Lock, but " + retention_.mode + " retention of " +
                                                            std::to_string(retention_.days) + " days is configured");
   bucket_checked_ = true;
-  co_return BesideResult{};
+  co_return std::nullopt;
 }
 
-boost::asio::awaitable<BesideResult> S3Sink::put_retention(const std::string& key) {
+boost::asio::awaitable<MaybeFailure> S3Sink::put_retention(const std::string& key) {
   // RGW 16 does not apply the Object Lock headers of CreateMultipartUpload: the retention is
   // set on the completed object (PutObjectRetention; extending it is always allowed).
-  if (retention_.mode.empty()) co_return BesideResult{};
+  if (retention_.mode.empty()) co_return std::nullopt;
   const auto h = retention_headers();
   std::string xml = "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>" + h[0].value + "</Mode><RetainUntilDate>" + h[1].value +
                     "</RetainUntilDate></Retention>";
@@ -176,17 +193,20 @@ boost::asio::awaitable<BesideResult> S3Sink::put_retention(const std::string& ke
   q.push_back({"retention", ""});
   auto r = co_await client_.request("PUT", where_.bucket, key, std::move(q), {}, std::move(xml));
   if (!r) co_return transport(r.error(), "PUT retention of " + key);
-  if (!r->ok()) co_return classify_answer(*r, "PUT retention of " + key);
-  co_return BesideResult{};
+  if (!r->ok()) co_return answer_failure(*r, "PUT retention of " + key);
+  co_return std::nullopt;
 }
 
-boost::asio::awaitable<BesideResult> S3Sink::store_beside(const std::string& object_key, std::string suffix, std::string bytes) {
-  const auto key = object_key.substr(0, object_key.size() - 4) + suffix;
+boost::asio::awaitable<MaybeFailure> S3Sink::store_record(std::string relative_key, std::string bytes) {
+  const auto key = where_.prefix + relative_key;
   auto headers = retention_headers();
+  if (key.ends_with(".json")) headers.push_back({"Content-Type", "application/json"});
+  else if (key.ends_with(".jsonl")) headers.push_back({"Content-Type", "application/x-ndjson"});
+  else headers.push_back({"Content-Type", "application/octet-stream"});
   auto r = co_await client_.put_new_object(where_.bucket, key, std::move(bytes), std::move(headers));
   if (!r) co_return transport(r.error(), "PUT " + key);
-  if (!r->ok() && r->status != 412) co_return classify_answer(*r, "PUT " + key);
-  co_return BesideResult{};
+  if (!r->ok() && r->status != 412) co_return answer_failure(*r, "PUT " + key);
+  co_return std::nullopt;
 }
 
 std::string S3Sink::describe() const {
@@ -194,19 +214,19 @@ std::string S3Sink::describe() const {
 }
 
 boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_file, const proto::Manifest& m, const Custody& custody) {
-  const auto key = where_.prefix + LocalDirSink::object_key(m);
+  const auto key = where_.prefix + segment_object_key(m);
   auto manifest_key = key.substr(0, key.size() - 4) + ".manifest.json";
   auto meta = metadata(m, custody);
   for (auto& h : retention_headers()) meta.push_back(std::move(h));
 
   // The manifest first, never replaced (the first custody note stands).
   const auto manifest_text = boost::json::serialize(manifest_with_custody(m, custody)) + "\n";
-  if (auto ok = co_await check_bucket(); !ok) co_return ok.error();
+  if (auto failed = co_await check_bucket()) co_return *failed;
   auto json_type = retention_headers();  // (named: g++ 12 mishandles braced lists inside co_await)
   json_type.push_back({"Content-Type", "application/json"});
   auto mr = co_await client_.put_new_object(where_.bucket, manifest_key, manifest_text, std::move(json_type));
   if (!mr) co_return transport(mr.error(), "PUT " + manifest_key);
-  if (!mr->ok() && mr->status != 412) co_return classify_answer(*mr, "PUT " + manifest_key);
+  if (!mr->ok() && mr->status != 412) co_return answer_failure(*mr, "PUT " + manifest_key);
 
   // Already there (a retry after a crash): stored if it is this segment, else a conflict.
   auto head = co_await client_.head_object(where_.bucket, key);
@@ -223,13 +243,13 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
       if (bare_etag(head->header("etag")) == expect) {
         // (A crash may have come between completing a multipart upload and its retention.)
         if (expect.find('-') != std::string::npos)
-          if (auto ok = co_await put_retention(key); !ok) co_return ok.error();
+          if (auto failed = co_await put_retention(key)) co_return *failed;
         co_return StoreReceipt{key, m.sha256, m.size};
       }
     }
     co_return StoreFailure(sink_errc::object_conflict, key);
   }
-  if (head->status != 404) co_return classify_answer(*head, "HEAD " + key);
+  if (head->status != 404) co_return answer_failure(*head, "HEAD " + key);
 
   if (m.size > part_size_) co_return co_await store_multipart(spool_file, m, key, std::move(meta));
 
@@ -241,11 +261,11 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
   auto put = co_await client_.put_new_object(where_.bucket, key, std::move(whole.bytes), std::move(meta));
   if (!put) co_return transport(put.error(), "PUT " + key);
   if (put->status == 412) co_return StoreFailure(sink_errc::storage_error, "PUT " + key + ": appeared meanwhile; looking again");
-  if (!put->ok()) co_return classify_answer(*put, "PUT " + key);
+  if (!put->ok()) co_return answer_failure(*put, "PUT " + key);
   // What storage now holds must be exactly these bytes.
   auto check = co_await client_.head_object(where_.bucket, key);
   if (!check) co_return transport(check.error(), "HEAD " + key);
-  if (!check->ok()) co_return classify_answer(*check, "HEAD after PUT " + key);
+  if (!check->ok()) co_return answer_failure(*check, "HEAD after PUT " + key);
   if (bare_etag(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
     co_return StoreFailure(sink_errc::storage_error, "HEAD after PUT " + key + ": ETag or size differ from what was sent");
   co_return StoreReceipt{key, digest, m.size};
@@ -289,7 +309,7 @@ boost::asio::awaitable<Result> S3Sink::resume_point(const std::string& key, std:
     co_await journal_->upload_ended(key);
     co_return StoreReceipt{};
   }
-  if (!listed->ok()) co_return classify_answer(*listed, "list parts of " + key);
+  if (!listed->ok()) co_return answer_failure(*listed, "list parts of " + key);
   // A part counts as sent only when storage lists it with the ETag it gave the dock for it.
   for (const auto& part : xml_all(listed->body, "Part")) {
     const auto number_text = s3::xml_field(part, "PartNumber");
@@ -307,10 +327,24 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
   std::string upload_id;
   std::map<unsigned, UploadedPart> done;
   if (auto r = co_await resume_point(key, upload_id, done); !r) co_return r.error();
+  // Uploads of this key that the journal does not know (a crash between starting one and
+  // noting it) are orphans: abort them so no parts are left behind.
+  {
+    auto listed = co_await client_.list_multipart_uploads(where_.bucket, key);
+    if (!listed) co_return transport(listed.error(), "list uploads of " + key);
+    if (!listed->ok()) co_return answer_failure(*listed, "list uploads of " + key);
+    for (const auto& u : s3::multipart_uploads(listed->body)) {
+      if (u.key != key || u.upload_id == upload_id) continue;
+      log(Level::notice, "S3 ", key, ": aborting orphan upload ", u.upload_id);
+      auto r = co_await client_.abort_multipart(where_.bucket, key, u.upload_id);
+      if (!r) co_return transport(r.error(), "abort orphan upload of " + key);
+      if (!r->ok() && r->status != 404) co_return answer_failure(*r, "abort orphan upload of " + key);
+    }
+  }
   if (upload_id.empty()) {
     auto started = co_await client_.create_multipart(where_.bucket, key, std::move(meta));
     if (!started) co_return transport(started.error(), "create multipart " + key);
-    if (!started->ok()) co_return classify_answer(*started, "create multipart " + key);
+    if (!started->ok()) co_return answer_failure(*started, "create multipart " + key);
     upload_id = s3::xml_field(started->body, "UploadId");
     if (upload_id.empty()) co_return StoreFailure(sink_errc::storage_error, "create multipart " + key + ": no UploadId in the answer");
     if (journal_) co_await journal_->upload_begun(key, upload_id, part_size_);
@@ -344,7 +378,7 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
       break;
     }
     if (!r->ok()) {
-      failure = classify_answer(*r, "upload part " + std::to_string(number) + " of " + key);
+      failure = answer_failure(*r, "upload part " + std::to_string(number) + " of " + key);
       break;
     }
     UploadedPart sent;
@@ -361,7 +395,7 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
   if (!failure) {
     auto fin = co_await client_.complete_multipart(where_.bucket, key, upload_id, parts);
     if (!fin) failure = transport(fin.error(), "complete multipart " + key);
-    else if (!fin->ok() || !fin->error_code().empty()) failure = classify_answer(*fin, "complete multipart " + key);
+    else if (!fin->ok() || !fin->error_code().empty()) failure = answer_failure(*fin, "complete multipart " + key);
     else if (journal_) co_await journal_->upload_ended(key);
   }
   if (failure) {
@@ -372,10 +406,10 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
   }
   auto check = co_await client_.head_object(where_.bucket, key);
   if (!check) co_return transport(check.error(), "HEAD " + key);
-  if (!check->ok()) co_return classify_answer(*check, "HEAD after multipart " + key);
+  if (!check->ok()) co_return answer_failure(*check, "HEAD after multipart " + key);
   if (bare_etag(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
     co_return StoreFailure(sink_errc::storage_error, "HEAD after multipart " + key + ": ETag or size differ from what was sent");
-  if (auto ok = co_await put_retention(key); !ok) co_return ok.error();
+  if (auto failed = co_await put_retention(key)) co_return *failed;
   co_return StoreReceipt{key, m.sha256, m.size};
 }
 

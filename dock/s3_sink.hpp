@@ -56,7 +56,7 @@ class S3Sink final : public Sink {
   boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
                                            const Custody& custody) override;
   /// Where multipart progress is kept (without one, an interrupted upload starts over).
-  boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) override;
+  boost::asio::awaitable<MaybeFailure> store_record(std::string key, std::string bytes) override;
   void use_journal(UploadJournal* journal) override { journal_ = journal; }
   [[nodiscard]] std::string describe() const override;
   [[nodiscard]] const S3Location& location() const { return where_; }
@@ -77,9 +77,12 @@ class S3Sink final : public Sink {
   /// The Object Lock headers for an object created now (none without retention).
   [[nodiscard]] s3::Client::Headers retention_headers() const;
   /// Once: with retention configured, the bucket must have Object Lock.
-  boost::asio::awaitable<BesideResult> check_bucket();
+  boost::asio::awaitable<MaybeFailure> check_bucket();
+  /// classify_answer(), and for RequestTimeTooSkewed the clock check: the client signs with
+  /// storage's time from then on.
+  StoreFailure answer_failure(const s3::Response& r, const std::string& what);
   /// Sets the retention on an object made by multipart upload.
-  boost::asio::awaitable<BesideResult> put_retention(const std::string& key);
+  boost::asio::awaitable<MaybeFailure> put_retention(const std::string& key);
 
   UploadJournal* journal_ = nullptr;
   Retention retention_;

@@ -850,6 +850,7 @@ asio::awaitable<SessionEnd> Session::run() {
   status_.phase = SlotPhase::syncing;
   for (auto& row : to_pull) {
     if (auto ec = co_await wait_for_spool_room(row)) co_return end_with(ec, "waiting for spool room");
+    if (row.state == SegState::listed) row.state = SegState::pulling;  // the reservation moved it
     if (overheated_) co_return overheated();
     const auto end = co_await pull(std::move(row));
     if (overheated_) co_return overheated();

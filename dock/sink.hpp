@@ -50,6 +50,16 @@ struct StoreReceipt {
   std::uint64_t size = 0;
 };
 
+/// Where a segment is stored, relative to the store's root or the bucket's prefix:
+///   <camera-serial>/<seq, 8 digits>-<sha256>.seg
+/// derived only from what the camera signed, so a retry can never make a second object.
+std::string segment_object_key(const proto::Manifest& m);
+/// A record stored beside a segment: its key with ".seg" replaced by `suffix` (".receipt").
+std::string beside_key(const proto::Manifest& m, std::string_view suffix);
+/// A name safe as one key component: itself when it is 1..64 of [A-Za-z0-9._-] (not starting
+/// with '.' or '-'), else "h-" and the first 32 hex digits of its SHA-256.
+std::string safe_key_part(std::string_view name);
+
 /// What the dock adds to the camera's manifest when it hands a segment on: who took custody,
 /// and how far the camera's clock was off at that docking (so its timestamps can be explained).
 struct Custody {
@@ -64,16 +74,18 @@ struct Custody {
 boost::json::object manifest_with_custody(const proto::Manifest& m, const Custody& custody);
 
 using StoreResult = boost::system::result<StoreReceipt, StoreFailure>;
-using BesideResult = boost::system::result<void, StoreFailure>;
+/// The failure of a step that returns nothing else; empty when it worked.
+using MaybeFailure = std::optional<StoreFailure>;
 
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
                                                    const Custody& custody) = 0;
-  /// Stores a small object beside a stored segment: its key with ".seg" replaced by `suffix`
-  /// (".receipt": the dock's signed custody receipt). Created once; one already there stands.
-  virtual boost::asio::awaitable<BesideResult> store_beside(const std::string& object_key, std::string suffix, std::string bytes) = 0;
+  /// Stores a small record under `key` (relative, as object keys are; made by the dock from
+  /// checked names only): a custody receipt, a recording-complete marker, an audit log chunk.
+  /// Created once; one already there stands.
+  virtual boost::asio::awaitable<MaybeFailure> store_record(std::string key, std::string bytes) = 0;
   [[nodiscard]] virtual std::string describe() const = 0;
   /// Where to keep the progress of long uploads (the dock's state database); sinks that store
   /// in one step ignore it.

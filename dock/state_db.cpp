@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -84,6 +85,18 @@ CREATE TABLE upload_parts(
 -- The signed custody receipt made when storage confirmed a segment: stored beside it and,
 -- the very same bytes, presented to the camera for the erase.
 ALTER TABLE segments ADD COLUMN custody_receipt BLOB;
+-- Recordings whose every segment is stored and whose complete-marker is not yet in storage.
+CREATE TABLE pending_markers(
+  serial TEXT NOT NULL,
+  recording_id TEXT NOT NULL,
+  PRIMARY KEY(serial, recording_id)
+) WITHOUT ROWID;
+-- How far the audit log has been shipped to storage.
+CREATE TABLE audit_shipped(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  offset INTEGER NOT NULL,
+  seq INTEGER NOT NULL
+);
 )sql",
 };
 
@@ -376,6 +389,55 @@ std::optional<std::pair<std::uint64_t, std::string>> StateDb::audit_anchor() {
   Stmt s(db_, "SELECT seq, hash FROM audit_anchor WHERE id = 1");
   if (!s.step()) return std::nullopt;
   return std::make_pair(static_cast<std::uint64_t>(s.i64(0)), s.text(1));
+}
+
+std::vector<SegmentRow> StateDb::recording_segments(const std::string& serial, const std::string& recording_id) {
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE serial=?1 AND recording_id=?2 ORDER BY seq").c_str());
+  s.bind(1, serial).bind(2, recording_id);
+  std::vector<SegmentRow> rows;
+  while (s.step()) rows.push_back(read_row(s));
+  return rows;
+}
+
+bool StateDb::note_if_recording_complete(const std::string& serial, const std::string& recording_id) {
+  const auto rows = recording_segments(serial, recording_id);
+  // Complete: the segment marked last is there, every index before it too, all in storage.
+  std::optional<std::uint16_t> last;
+  std::vector<bool> have;
+  for (const auto& r : rows) {
+    if (r.state != SegState::stored && r.state != SegState::erased && r.state != SegState::purged) return false;
+    const auto i = r.manifest.segment_index;
+    if (have.size() <= i) have.resize(i + 1u, false);
+    have[i] = true;
+    if (r.manifest.last_in_recording) last = i;
+  }
+  if (!last || have.size() != *last + 1u || std::find(have.begin(), have.end(), false) != have.end()) return false;
+  Stmt s(db_, "INSERT OR IGNORE INTO pending_markers(serial, recording_id) VALUES(?1, ?2)");
+  s.bind(1, serial).bind(2, recording_id).step();
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> StateDb::pending_markers() {
+  Stmt s(db_, "SELECT serial, recording_id FROM pending_markers ORDER BY serial, recording_id");
+  std::vector<std::pair<std::string, std::string>> out;
+  while (s.step()) out.emplace_back(s.text(0), s.text(1));
+  return out;
+}
+
+void StateDb::marker_stored(const std::string& serial, const std::string& recording_id) {
+  Stmt s(db_, "DELETE FROM pending_markers WHERE serial=?1 AND recording_id=?2");
+  s.bind(1, serial).bind(2, recording_id).step();
+}
+
+std::pair<std::uint64_t, std::uint64_t> StateDb::audit_shipped() {
+  Stmt s(db_, "SELECT offset, seq FROM audit_shipped WHERE id = 1");
+  if (!s.step()) return {0, 0};
+  return {static_cast<std::uint64_t>(s.i64(0)), static_cast<std::uint64_t>(s.i64(1))};
+}
+
+void StateDb::set_audit_shipped(std::uint64_t offset, std::uint64_t seq) {
+  Stmt s(db_, "INSERT INTO audit_shipped(id, offset, seq) VALUES(1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET offset=?1, seq=?2");
+  s.bind(1, offset).bind(2, seq).step();
 }
 
 std::optional<UploadRecord> StateDb::find_upload(const std::string& key) {

@@ -96,6 +96,18 @@ class StateDb {
   void set_audit_anchor(std::uint64_t seq, const std::string& hash);
   std::optional<std::pair<std::uint64_t, std::string>> audit_anchor();
 
+  /// A recording's segments (one camera), by sequence number.
+  std::vector<SegmentRow> recording_segments(const std::string& serial, const std::string& recording_id);
+  /// If every segment of the recording is in storage (the one marked last and all before it),
+  /// remembers that its complete-marker is due; true then.
+  bool note_if_recording_complete(const std::string& serial, const std::string& recording_id);
+  /// Recordings whose complete-marker is due: (serial, recording id).
+  std::vector<std::pair<std::string, std::string>> pending_markers();
+  void marker_stored(const std::string& serial, const std::string& recording_id);
+  /// How far the audit log is in storage: (byte offset, last seq); (0, 0) at first.
+  std::pair<std::uint64_t, std::uint64_t> audit_shipped();
+  void set_audit_shipped(std::uint64_t offset, std::uint64_t seq);
+
   /// Multipart uploads under way (upload_journal.hpp), by object key.
   std::optional<UploadRecord> find_upload(const std::string& key);
   void upload_begun(const std::string& key, const std::string& upload_id, std::uint64_t part_size);

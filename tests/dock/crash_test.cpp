@@ -96,12 +96,15 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
     auto cam = hw::CameraDevice::open_persistent(spec, cameras_dir(state));
     BOOST_REQUIRE_EQUAL(cam.recorded().size(), kSegments);
     BOOST_CHECK_EQUAL(cam.erased().size(), kSegments);
-    std::size_t files = 0;
+    std::size_t files = 0, receipts = 0;
     for (const auto& e : std::filesystem::directory_iterator(store / spec.serial)) {
-      BOOST_CHECK_MESSAGE(e.path().extension() == ".seg" || e.path().extension() == ".json", "stray file " << e.path());
-      files += e.path().extension() == ".seg" ? 1 : 0;
+      const auto ext = e.path().extension();
+      BOOST_CHECK_MESSAGE(ext == ".seg" || ext == ".json" || ext == ".receipt", "stray file " << e.path());
+      files += ext == ".seg" ? 1 : 0;
+      receipts += ext == ".receipt" ? 1 : 0;
     }
     BOOST_CHECK_EQUAL(files, kSegments);  // exactly once each
+    BOOST_CHECK_EQUAL(receipts, kSegments);  // and each with the custody receipt the camera saw
     for (const auto& m : cam.recorded()) {
       const auto bytes = read_file(store / dock::LocalDirSink::object_key(m));
       proto::Bytes expect(m.size);

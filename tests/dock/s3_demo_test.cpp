@@ -16,6 +16,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
+#include <map>
 #include <random>
 
 using namespace bodydock;
@@ -23,13 +24,15 @@ namespace asio = boost::asio;
 
 namespace {
 
-/// One request; "KEY?sub" asks for a subresource (e.g. ?retention).
+/// One request; "KEY?sub" or "KEY?name=value" adds one query parameter (?retention, ?prefix=).
 s3::Response fetch(s3::Client& c, asio::io_context& ioc, const std::string& method, const std::string& bucket, const std::string& key_and_sub) {
   s3::Client::Result out = boost::system::error_code{};
   auto op = [](s3::Client& cl, std::string m, std::string b, std::string k, s3::Client::Result& o) -> asio::awaitable<void> {
     std::vector<s3::QueryParam> q;
     if (const auto at = k.find('?'); at != std::string::npos) {
-      q.push_back({k.substr(at + 1), ""});
+      const auto sub = k.substr(at + 1);
+      const auto eq = sub.find('=');
+      q.push_back({sub.substr(0, eq), eq == std::string::npos ? "" : sub.substr(eq + 1)});
       k.resize(at);
     }
     o = co_await cl.request(std::move(m), std::move(b), std::move(k), std::move(q), {}, {});
@@ -99,6 +102,43 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
       }
     }
     BOOST_CHECK_EQUAL(checked, 4u);
+    // A complete-marker for every recording whose last segment is stored, listing its segments.
+    std::size_t markers = 0;
+    for (const char* serial : {"BC-0001", "BC-0002"}) {
+      hw::CameraSpec spec;
+      spec.serial = serial;
+      const auto cam = hw::CameraDevice::open_persistent(spec, std::filesystem::path(state.string() + ".world") / "cameras");
+      std::map<std::string, std::vector<proto::Manifest>> recordings;
+      for (const auto& m : cam.recorded()) recordings[m.recording_id].push_back(m);
+      for (const auto& [id, segs] : recordings) {
+        const bool complete = segs.back().last_in_recording && segs.front().segment_index == 0;
+        const auto marker = fetch(client, ioc, "GET", bucket, "site-a/" + std::string(name) + "/" + serial + "/recording-" + id + ".json");
+        BOOST_CHECK_MESSAGE(marker.ok() == complete, serial << " recording " << id << ": marker HTTP " << marker.status);
+        if (!marker.ok()) continue;
+        ++markers;
+        const auto j = boost::json::parse(marker.body).as_object();
+        BOOST_CHECK_EQUAL(j.at("recording_id").as_string(), id);
+        BOOST_REQUIRE_EQUAL(j.at("segments").as_array().size(), segs.size());
+        for (std::size_t i = 0; i < segs.size(); ++i) {
+          const auto& o = j.at("segments").as_array()[i].as_object();
+          BOOST_CHECK_EQUAL(o.at("key").as_string(), dock::LocalDirSink::object_key(segs[i]));
+          BOOST_CHECK_EQUAL(o.at("sha256").as_string(), proto::to_hex(segs[i].sha256));
+        }
+      }
+    }
+    BOOST_CHECK_GE(markers, 1u);
+    // The audit log is in the bucket too: its chunks, in order, are the dock's log line for line.
+    const auto listing = fetch(client, ioc, "GET", bucket, "?prefix=site-a/" + std::string(name) + "/audit/demo-dock/");
+    BOOST_REQUIRE(listing.ok());
+    std::string shipped;
+    for (std::size_t at = listing.body.find("<Key>"); at != std::string::npos; at = listing.body.find("<Key>", at + 1)) {
+      const auto key = s3::xml_field(listing.body.substr(at), "Key");
+      const auto chunk = fetch(client, ioc, "GET", bucket, key);
+      BOOST_REQUIRE(chunk.ok());
+      shipped += chunk.body;
+    }
+    BOOST_CHECK(!shipped.empty());
+    BOOST_CHECK_MESSAGE(shipped == test::slurp(state / "audit" / "audit.log"), "the audit chunks in the bucket differ from the dock's audit log");
   }
   // Bad usage names what is missing.
   auto [rc, out] = test::run_command({"/usr/bin/env", "-u", "AWS_ENDPOINT_URL", DOCKD_PATH, "demo", "--store", "s3://" + bucket, "--state",
@@ -106,6 +146,42 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
                                      dir / "bad.log");
   BOOST_CHECK_EQUAL(rc, 2);
   BOOST_CHECK_MESSAGE(out.find("needs AWS_ENDPOINT_URL") != std::string::npos, out);
+}
+
+BOOST_AUTO_TEST_CASE(demo_over_https_with_a_private_ca_in_virtual_host_style) {
+  test::TempDir dir;
+  // The test RGW's certificate names localhost and this one bucket host (tests/rgw/README.md).
+  const std::string bucket = test::kRgwTlsVirtualHostBucket;
+  const auto prefix = "tls-" + std::to_string(std::random_device{}());
+  const auto state = dir / "state";
+  const std::vector<std::string> args = {"/usr/bin/env", "AWS_ENDPOINT_URL=" + test::rgw_env("RGW_TLS_ENDPOINT_URL"), "AWS_CA_BUNDLE=" + test::rgw_ca_file(),
+                                         DOCKD_PATH, "demo", "--store", "s3://" + bucket + "/" + prefix, "--state", state.string(), "--no-table",
+                                         "--cameras", "1", "--segments", "2", "--segment-mib", "6", "--s3-part-mib", "5", "--s3-virtual-host",
+                                         "--exit-when-idle"};
+  auto [rc, out] = test::run_command(args, dir / "demo.log", std::chrono::milliseconds(180'000));
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  asio::io_context ioc;
+  s3::Client client(ioc.get_executor(), test::rgw_endpoint(), test::rgw_credentials());
+  hw::CameraSpec spec;
+  spec.serial = "BC-0001";
+  const auto cam = hw::CameraDevice::open_persistent(spec, std::filesystem::path(state.string() + ".world") / "cameras");
+  BOOST_REQUIRE_EQUAL(cam.recorded().size(), 2u);
+  for (const auto& m : cam.recorded()) {
+    const auto got = fetch(client, ioc, "GET", bucket, prefix + "/" + dock::LocalDirSink::object_key(m));
+    BOOST_REQUIRE(got.ok());
+    BOOST_CHECK(proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(got.body.data()), got.body.size())) == m.sha256);
+  }
+  // Without the private CA the dock does not trust the endpoint: nothing leaves it, the queue retries.
+  const std::vector<std::string> untrusted = {"/usr/bin/env", "-u", "AWS_CA_BUNDLE", "AWS_ENDPOINT_URL=" + test::rgw_env("RGW_TLS_ENDPOINT_URL"),
+                                              DOCKD_PATH, "demo", "--store", "s3://" + bucket + "/" + prefix + "-x", "--state", (dir / "x").string(),
+                                              "--no-table", "--cameras", "1", "--segments", "1", "--segment-mib", "1", "--upload-retry-max-ms", "300"};
+  test::Daemon d(untrusted, dir / "untrusted.log");
+  BOOST_CHECK_EQUAL(d.wait_exit(std::chrono::milliseconds(6000)), -1);  // still serving the camera
+  d.terminate();
+  d.wait_exit(std::chrono::milliseconds(20000));
+  const auto log = test::slurp(dir / "untrusted.log");
+  BOOST_CHECK_MESSAGE(log.find("certificate") != std::string::npos, log);
+  BOOST_CHECK(log.find("stored as") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -21,6 +21,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
+#include <set>
 
 using namespace bodydock;
 namespace asio = boost::asio;
@@ -193,18 +194,27 @@ BOOST_AUTO_TEST_CASE(three_cameras_five_segments_end_to_end) {
   BOOST_CHECK(report.ok());
   BOOST_CHECK_LT(std::filesystem::file_size(log), 100u * 1024);
   std::vector<std::string> seg3, camera_events;
+  std::size_t recordings_complete = 0;
   std::ifstream in(log);
   for (std::string line; std::getline(in, line);) {
     auto v = boost::json::parse(line).as_object();
     if (v["camera"] != "BC-102") continue;
     const auto event = std::string(v["event"].as_string());
     if (v.contains("segment") && v["segment"].to_number<int>() == 3) seg3.push_back(event);
-    if (!v.contains("segment")) camera_events.push_back(event);
+    if (event == "recording complete") ++recordings_complete;
+    else if (!v.contains("segment")) camera_events.push_back(event);
   }
   const std::vector<std::string> ops = {"pulling", "spooled", "stored", "custody receipt", "erased", "purged"};
   BOOST_CHECK(seg3 == ops);
   const std::vector<std::string> docking = {"docking", "authentication", "clock", "session end"};
   BOOST_CHECK(camera_events == docking);
+  // Each recording whose segments are all stored gets its complete-marker beside them.
+  std::set<std::string> complete;
+  for (const auto& m : cams[1]->recorded())
+    if (m.last_in_recording) complete.insert(m.recording_id);
+  BOOST_CHECK_GE(complete.size(), 1u);
+  BOOST_CHECK_EQUAL(recordings_complete, complete.size());
+  for (const auto& id : complete) BOOST_CHECK(std::filesystem::exists(dir / "store" / "BC-102" / ("recording-" + id + ".json")));
   // The officer and the camera's certificate travel with each stored segment.
   auto json_path = dir / "store" / dock::LocalDirSink::object_key(cams[1]->recorded()[2]);
   json_path.replace_extension(".manifest.json");
