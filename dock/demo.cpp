@@ -180,7 +180,9 @@ std::string render_table(const Dock& dock) {
   std::snprintf(line, sizeof line, "uplink: %s, %llu segment(s) (%.1f MiB) waiting, %llu failed attempt(s)%s%s\n", uplink_state_name(up.state),
                 static_cast<unsigned long long>(up.queued), static_cast<double>(up.queued_bytes) / (1 << 20),
                 static_cast<unsigned long long>(up.retries), up.alert.empty() ? "" : "\x1b[31m ALERT ", up.alert.substr(0, 120).c_str());
-  out << line << (up.alert.empty() ? "" : "\x1b[0m") << "\nrecent events:\n" << Log::recent(6);
+  out << line << (up.alert.empty() ? "" : "\x1b[0m");
+  if (!up.clock_alert.empty()) out << "\x1b[31mALERT " << up.clock_alert.substr(0, 160) << "\x1b[0m\n";
+  out << "\nrecent events:\n" << Log::recent(6);
   return out.str();
 }
 
@@ -358,7 +360,7 @@ int run_demo(const std::vector<std::string>& args) {
   unsigned cameras = 0, segments = 0, chunk_kib = 256, inflight = 4, timeout_ms = 5000;
   double segment_mib = 0, spool_limit_mib = 0;
   std::uint64_t seed = 1;
-  std::string store, state, world, log_level = "info", retention_mode = "compliance";
+  std::string store, state, world, log_level = "info", retention_mode = "compliance", upload_mbps = "0", upload_schedule;
   unsigned retention_days = 0;
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false;
@@ -375,6 +377,8 @@ int run_demo(const std::vector<std::string>& args) {
     ("retention-days", po::value(&retention_days), "with --store s3://: Object Lock retention put on every object, days (default 0: none; the bucket must have Object Lock)")
     ("retention-mode", po::value(&retention_mode), "with --retention-days: compliance (default: nobody can delete early) or governance (privileged users can)")
     ("s3-virtual-host", po::bool_switch(&s3_virtual_host), "with --store s3://: virtual-host style requests (BUCKET.host) instead of path style")
+    ("upload-mbps", po::value(&upload_mbps), "with --store s3://: upload bandwidth cap, MB/s (default 0: none)")
+    ("upload-schedule", po::value(&upload_schedule), "with --store s3://: other caps by local time of day, e.g. 06:30-08:00=2,17:00-18:30=2 (MB/s; 0: none)")
     ("s3-timeout-ms", po::value(&s3_timeout_ms), "with --store s3://: deadline for each step of a request (connect, send, answer), ms (default 30000)")
     ("spool-limit-mib", po::value(&spool_limit_mib), "spool high-water mark, MiB: no new segment is pulled while the spool would pass it (default: no limit but the disk)")
     ("upload-retry-max-ms", po::value(&upload_retry_max_ms), "longest wait between two attempts to reach storage, ms (default 60000)")
@@ -467,6 +471,11 @@ int run_demo(const std::vector<std::string>& args) {
       run.s3_client = std::make_unique<s3::Client>(run.ioc.get_executor(), endpoint,
                                                    s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}},
                                                    std::chrono::milliseconds(s3_timeout_ms));
+      try {
+        run.s3_client->set_rate_limiter(std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(upload_mbps, upload_schedule)));
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--upload-mbps/--upload-schedule: ") + e.what());
+      }
       ensure_bucket(run, where.bucket);
       Retention retention;
       try {

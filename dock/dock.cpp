@@ -140,6 +140,7 @@ proto::Bytes Dock::custody_receipt(const proto::Manifest& m, const std::string& 
 
 void Dock::retry_now() {
   uplink_gate_ = {};
+  uplink_.clock_alert.clear();
   retry_at_.clear();
   spooled_.notify();
 }
@@ -424,7 +425,14 @@ asio::awaitable<void> Dock::store_failed(const SegmentRow& row, const StoreFailu
   // The whole uplink backs off too: an outage is one problem, not one per queued segment.
   uplink_gate_ = now + backoff(uplink_.consecutive_failures);
   if (uplink_.state != UplinkStatus::State::held) uplink_.state = UplinkStatus::State::retrying;
-  if (clock && uplink_.alert.empty()) uplink_.alert = "the dock's clock and storage's disagree: " + failure.message();
+  if (clock && uplink_.clock_alert.empty()) {
+    uplink_.clock_alert = "the dock's clock and storage's disagree: " + failure.message();
+    log(Level::error, "uplink: ALERT ", uplink_.clock_alert);
+    AuditEvent e;
+    e.event = "clock alert";
+    e.why = uplink_.clock_alert;
+    co_await audit(std::move(e));
+  }
   log(Level::warning, serial, " seg ", seq, ": store attempt ", row.attempts + 1, " failed: ", failure.message(), "; retry in ", delay.count(), " ms");
 }
 

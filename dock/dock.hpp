@@ -95,7 +95,8 @@ struct SlotStatus {
 struct UplinkStatus {
   enum class State { idle, uploading, retrying, held };
   State state = State::idle;
-  std::string alert;           ///< for the facility admin: why uploads hold, or a clock problem
+  std::string alert;           ///< for the facility admin: why uploads hold
+  std::string clock_alert;     ///< storage said the dock's clock is off; stays until an admin clears it (retry_now) or a restart
   std::string last_error;      ///< the last failed attempt, classified
   std::uint64_t queued = 0;    ///< segments waiting in the spool for storage
   std::uint64_t queued_bytes = 0;

@@ -289,14 +289,23 @@ asio::awaitable<boost::system::error_code> connect(beast::tcp_stream& stream, co
   co_return ec;
 }
 
+constexpr std::size_t kWriteSlice = 128 * 1024;
+
 /// One request and its response on a connected stream (plain or TLS).
 template <typename Stream>
-asio::awaitable<Client::Result> exchange(Stream& stream, HttpRequest& req, std::chrono::milliseconds timeout) {
+asio::awaitable<Client::Result> exchange(Stream& stream, HttpRequest& req, std::chrono::milliseconds timeout, RateLimiter* limiter) {
   boost::system::error_code ec;
   auto redirect = asio::redirect_error(asio::use_awaitable, ec);
-  beast::get_lowest_layer(stream).expires_after(timeout);
-  co_await http::async_write(stream, req, redirect);
-  if (ec) co_return ec;
+  // The request goes out in slices: each must make progress within the timeout (a stalled
+  // link is caught however large the body), and each is paid for under the bandwidth cap.
+  http::request_serializer<http::string_body> sr(req);
+  sr.limit(kWriteSlice);
+  while (!sr.is_done()) {
+    if (limiter) co_await limiter->acquire(kWriteSlice);
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    co_await http::async_write_some(stream, sr, redirect);
+    if (ec) co_return ec;
+  }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
@@ -316,11 +325,12 @@ asio::awaitable<Client::Result> exchange(Stream& stream, HttpRequest& req, std::
   co_return out;
 }
 
-asio::awaitable<Client::Result> over_tcp(asio::any_io_executor ex, const Endpoint& e, HttpRequest& req, std::chrono::milliseconds timeout) {
+asio::awaitable<Client::Result> over_tcp(asio::any_io_executor ex, const Endpoint& e, HttpRequest& req, std::chrono::milliseconds timeout,
+                                         RateLimiter* limiter) {
   beast::tcp_stream stream(ex);
   const auto ec = co_await connect(stream, e, timeout);
   if (ec) co_return ec;
-  auto result = co_await exchange(stream, req, timeout);
+  auto result = co_await exchange(stream, req, timeout, limiter);
   if (result) {
     boost::system::error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -330,7 +340,7 @@ asio::awaitable<Client::Result> over_tcp(asio::any_io_executor ex, const Endpoin
 
 /// `name`: the host name the certificate must carry (see expect_name).
 asio::awaitable<Client::Result> over_tls(asio::any_io_executor ex, ssl::context& ctx, const Endpoint& e, const std::string& name,
-                                         HttpRequest& req, std::chrono::milliseconds timeout) {
+                                         HttpRequest& req, std::chrono::milliseconds timeout, RateLimiter* limiter) {
   beast::ssl_stream<beast::tcp_stream> stream(ex, ctx);
   auto ec = expect_name(stream.native_handle(), name);
   if (ec) co_return ec;
@@ -341,7 +351,7 @@ asio::awaitable<Client::Result> over_tls(asio::any_io_executor ex, ssl::context&
   co_await stream.async_handshake(ssl::stream_base::client, redirect);
   // Nothing of the request has been written yet: an untrusted server gets no byte of it.
   if (ec) co_return handshake_error(stream.native_handle(), ec);
-  auto result = co_await exchange(stream, req, timeout);
+  auto result = co_await exchange(stream, req, timeout, limiter);
   if (!result) co_return std::move(result);
   // Say goodbye with close_notify. The response was complete (its length known from its
   // framing), so whatever the shutdown reports is no failure: RGW 16 answers close_notify by
@@ -393,8 +403,8 @@ asio::awaitable<Client::Result> Client::request(std::string method, std::string 
   req.body() = std::move(body);
   req.prepare_payload();
 
-  if (tls_) co_return co_await over_tls(ex_, *tls_, endpoint_, authority, req, timeout_);
-  co_return co_await over_tcp(ex_, endpoint_, req, timeout_);
+  if (tls_) co_return co_await over_tls(ex_, *tls_, endpoint_, authority, req, timeout_, limiter_.get());
+  co_return co_await over_tcp(ex_, endpoint_, req, timeout_, limiter_.get());
 }
 
 asio::awaitable<Client::Result> Client::create_bucket(std::string bucket, bool object_lock) {

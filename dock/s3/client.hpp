@@ -14,6 +14,7 @@
 /// an untrusted certificate is an error of certificate_category()); any HTTP answer, success
 /// or not, is a Response, so callers classify S3 errors by status and code.
 
+#include "dock/s3/rate_limit.hpp"
 #include "dock/s3/sigv4.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -127,6 +128,9 @@ class Client {
   /// Requests are signed at local time + offset: set from storage's Date header when it says
   /// RequestTimeTooSkewed, so uploads go on while the dock's clock is being fixed.
   void set_clock_offset(std::chrono::milliseconds offset) { clock_offset_ = offset; }
+  /// Every request body then goes out under this bandwidth cap (shared: give every client of
+  /// the dock the same one).
+  void set_rate_limiter(std::shared_ptr<RateLimiter> limiter) { limiter_ = std::move(limiter); }
   [[nodiscard]] std::chrono::milliseconds clock_offset() const { return clock_offset_; }
 
  private:
@@ -135,6 +139,7 @@ class Client {
   Credentials credentials_;
   std::chrono::milliseconds timeout_;
   std::chrono::milliseconds clock_offset_{0};
+  std::shared_ptr<RateLimiter> limiter_;
   /// The TLS settings and trust store, made once (loading a CA store is not cheap); null for
   /// plain HTTP. Shared by copies of the Client: it is not changed after construction.
   std::shared_ptr<boost::asio::ssl::context> tls_;
