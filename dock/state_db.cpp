@@ -98,6 +98,14 @@ CREATE TABLE audit_shipped(
   seq INTEGER NOT NULL
 );
 )sql",
+    // Segments the camera flagged for priority upload (manifest flags bit 0, PROTOCOL.md 6.1)
+    // go to storage first. Every row older than this holds a version 2 manifest, which has no
+    // flags, so 0 is right for all of them. The queue's order is the index's order.
+    R"sql(
+ALTER TABLE segments ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+DROP INDEX segments_by_state;
+CREATE INDEX segments_by_state ON segments(state, priority DESC, updated_ms);
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -284,10 +292,10 @@ ListedResult StateDb::add_listed(const proto::Manifest& m, std::optional<std::in
   exec("BEGIN IMMEDIATE");
   try {
     const auto t = now_ms();
-    Stmt s(db_, "INSERT INTO segments(serial, seq, state, size, sha256, recording_id, manifest, listed_ms, updated_ms, clock_drift_ms) "
-                "VALUES(?1, ?2, 'LISTED', ?3, ?4, ?5, ?6, ?7, ?7, ?8)");
+    Stmt s(db_, "INSERT INTO segments(serial, seq, state, size, sha256, recording_id, manifest, listed_ms, updated_ms, clock_drift_ms, priority) "
+                "VALUES(?1, ?2, 'LISTED', ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)");
     s.bind(1, m.camera_serial).bind(2, m.seq).bind(3, m.size).bind(4, proto::to_hex(m.sha256)).bind(5, m.recording_id);
-    s.bind(6, proto::ByteView(bytes)).bind(7, t).bind(8, clock_drift_ms).step();
+    s.bind(6, proto::ByteView(bytes)).bind(7, t).bind(8, clock_drift_ms).bind(9, std::int64_t{m.priority() ? 1 : 0}).step();
     Stmt h(db_, "INSERT INTO history(time_ms, serial, seq, state, detail) VALUES(?1, ?2, ?3, 'LISTED', ?4)");
     h.bind(1, t).bind(2, m.camera_serial).bind(3, m.seq).bind(4, std::string_view("listed by camera")).step();
     exec("COMMIT");
@@ -315,7 +323,7 @@ std::vector<SegmentRow> StateDb::camera_segments(const std::string& serial, bool
 }
 
 std::vector<SegmentRow> StateDb::in_state(SegState state, std::size_t limit) {
-  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE state=?1 ORDER BY updated_ms, serial, seq LIMIT ?2").c_str());
+  Stmt s(db_, (std::string("SELECT ") + kRowColumns + " FROM segments WHERE state=?1 ORDER BY priority DESC, updated_ms, serial, seq LIMIT ?2").c_str());
   s.bind(1, std::string_view(state_name(state))).bind(2, static_cast<std::int64_t>(limit));
   std::vector<SegmentRow> rows;
   while (s.step()) rows.push_back(read_row(s));

@@ -81,6 +81,8 @@ class StateDb {
   std::optional<SegmentRow> get(const std::string& serial, std::uint64_t seq);
   /// A camera's segments by sequence number; `live_only` leaves out PURGED ones (history).
   std::vector<SegmentRow> camera_segments(const std::string& serial, bool live_only = false);
+  /// Segments in a state in queue order: those the camera flagged for priority
+  /// (manifest.priority()) first, then oldest first (last transition, serial, seq).
   std::vector<SegmentRow> in_state(SegState s, std::size_t limit = 1000);
   /// Moves a segment to `to` if it is in one of `from`; false (and nothing changed) otherwise.
   bool transition(const std::string& serial, std::uint64_t seq, const std::vector<SegState>& from, SegState to,

@@ -116,6 +116,8 @@ void CameraDevice::record_segments() {
   const auto size = proto::ciphertext_size(spec_.segment_bytes, spec_.chunk_size);
   if (spec_.segment_bytes == 0 || (size + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
     throw std::invalid_argument("segment size out of range for the chunk size");
+  if (!spec_.priority_segments.empty() && (*spec_.priority_segments.begin() == 0 || *spec_.priority_segments.rbegin() > spec_.segments))
+    throw std::invalid_argument("a priority segment the camera does not record");
   MetaRng rng(content_key(spec_.seed, spec_.serial, 0));
   // Shifts start about 7 hours before "now" in emulated time; incidents every few minutes.
   std::int64_t t = 1'795'000'000'000 + static_cast<std::int64_t>(rng.below(3'600'000));
@@ -167,6 +169,7 @@ void CameraDevice::record_segments() {
     m.prev_manifest_sha256 = prev;
     // Only the wrapped key leaves the camera; the key itself is forgotten after recording.
     m.key_wrap = proto::wrap_segment_key(segment_key(seq), spec_.trust->recording_key, spec_.serial, seq);
+    if (spec_.priority_segments.contains(seq)) m.flags |= proto::kManifestFlagPriority;
     proto::sign_manifest(m, spec_.trust->device_key);
     prev = proto::manifest_hash(m);
     manifests_.back() = std::move(m);
@@ -254,6 +257,10 @@ CameraDevice CameraDevice::open_persistent(CameraSpec spec, const std::filesyste
     spec.segment_bytes = manifests.front().size;
     spec.chunk_size = manifests.front().chunk_size;
   }
+  // What was recorded stands, like the seed: the flags are in the signed manifests.
+  spec.priority_segments.clear();
+  for (const auto& m : manifests)
+    if (m.priority()) spec.priority_segments.insert(m.seq);
   CameraDevice dev(spec, std::move(manifests), dir);
   return dev;
 }

@@ -48,6 +48,10 @@ struct CameraSpec {
   std::int16_t temperature_dc = 310;
   std::uint64_t storage_total = 64ull << 30;
   std::int64_t clock_skew_ms = 0;
+  /// Segments (by seq) the camera flags for priority upload (the officer marked an incident as
+  /// evidence, or a trigger such as use of force): their signed manifests carry the flag. A
+  /// persisted camera keeps what it recorded; on reopening this lists the flagged segments.
+  std::set<std::uint64_t> priority_segments;
   std::shared_ptr<const CameraTrust> trust;  ///< required: cameras of this product always have keys
 };
 

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
+#include <string>
 
 namespace bodydock::proto {
 
@@ -26,7 +28,7 @@ Bytes encode_signed_part(const Manifest& m) {
   Bytes out;
   out.reserve(256 + m.chunk_sha256.size() * 32);
   Writer w(out);
-  w.u16(kManifestVersion);
+  w.u16(m.version);
   w.str(m.camera_serial);
   w.u64(m.seq);
   w.str(m.recording_id);
@@ -47,6 +49,12 @@ Bytes encode_signed_part(const Manifest& m) {
   w.u8(m.encryption);
   w.u16(static_cast<std::uint16_t>(m.key_wrap.size()));
   w.raw(m.key_wrap);
+  if (m.version >= 3) {
+    w.u8(m.flags);
+  } else if (m.flags != 0) {
+    // Dropping the flag would sign (and upload) an incident as ordinary footage.
+    throw std::invalid_argument("a version " + std::to_string(m.version) + " manifest has no flags field");
+  }
   return out;
 }
 
@@ -62,7 +70,8 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   if (bytes.size() > kMaxManifestSize) return make_error_code(errc::too_large);
   Reader r(bytes);
   Manifest m;
-  if (r.u16() != kManifestVersion && r.ok()) return make_error_code(errc::unsupported_version);
+  m.version = r.u16();
+  if (r.ok() && (m.version < kMinManifestVersion || m.version > kManifestVersion)) return make_error_code(errc::unsupported_version);
   m.camera_serial = r.str();
   m.seq = r.u64();
   m.recording_id = r.str();
@@ -88,6 +97,7 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   if (wrap_len > kMaxKeyWrap) return make_error_code(errc::too_large);
   const auto wrap = r.take(wrap_len);
   m.key_wrap.assign(wrap.begin(), wrap.end());
+  if (m.version >= 3) m.flags = r.u8();
   const auto sig_len = r.u16();
   if (sig_len > kMaxSignature) return make_error_code(errc::too_large);
   const auto sig = r.take(sig_len);
@@ -99,6 +109,9 @@ boost::system::result<Manifest> decode_manifest(ByteView bytes) {
   if (m.chunk_count() != chunks) return make_error_code(errc::bad_request);
   // v2: every segment is encrypted on the camera and signed by it (PROTOCOL.md 6.1).
   if (m.encryption != 1 || m.key_wrap.empty() || m.signature.empty()) return make_error_code(errc::bad_request);
+  // A reserved bit is a flag this dock does not know the meaning of: refused rather than
+  // ignored, so footage is never handled as less than the camera asked for.
+  if ((m.flags & ~kManifestFlagsDefined) != 0) return make_error_code(errc::bad_request);
   m.last_in_recording = last == 1;
   return m;
 }
@@ -122,7 +135,13 @@ boost::system::result<Manifest> manifest_from_json(const boost::json::value& v) 
   try {
     auto str = [&](const char* k) { return std::string(o.at(k).as_string()); };
     auto digest = [&](const char* k) -> std::optional<Digest> { return digest_from_hex(str(k)); };
-    if (o.at("manifest_version").to_number<std::uint32_t>() != kManifestVersion) return make_error_code(errc::unsupported_version);
+    const auto version = o.at("manifest_version").to_number<std::uint32_t>();
+    if (version < kMinManifestVersion || version > kManifestVersion) return make_error_code(errc::unsupported_version);
+    m.version = static_cast<std::uint16_t>(version);
+    // Version 2 has no flags: its JSON form (stored by docks before version 3) has no
+    // "priority"; from version 3 on the key is required.
+    if (m.version >= 3 || o.contains("priority")) m.flags = o.at("priority").as_bool() ? kManifestFlagPriority : 0;
+    if (m.version < 3 && m.flags != 0) return bad;
     m.camera_serial = str("camera_serial");
     m.seq = o.at("seq").to_number<std::uint64_t>();
     m.recording_id = str("recording_id");
@@ -171,8 +190,8 @@ boost::json::object manifest_to_json(const Manifest& m) {
   boost::json::array chunks;
   chunks.reserve(m.chunk_sha256.size());
   for (const auto& d : m.chunk_sha256) chunks.emplace_back(to_hex(d));
-  return {
-      {"manifest_version", kManifestVersion},
+  boost::json::object o{
+      {"manifest_version", m.version},
       {"camera_serial", m.camera_serial},
       {"seq", m.seq},
       {"recording_id", m.recording_id},
@@ -190,10 +209,14 @@ boost::json::object manifest_to_json(const Manifest& m) {
       {"prev_manifest_sha256", to_hex(m.prev_manifest_sha256)},
       {"encryption", m.encryption},
       {"key_wrap", to_hex(m.key_wrap)},
-      {"manifest_sha256", to_hex(manifest_hash(m))},
-      {"signature", to_hex(m.signature)},
-      {"chunk_sha256", std::move(chunks)},
   };
+  // Version 2 keeps exactly the form docks stored before version 3 (a store that finds the
+  // manifest already there compares the text).
+  if (m.version >= 3) o.emplace("priority", m.priority());
+  o.emplace("manifest_sha256", to_hex(manifest_hash(m)));
+  o.emplace("signature", to_hex(m.signature));
+  o.emplace("chunk_sha256", std::move(chunks));
+  return o;
 }
 
 }  // namespace bodydock::proto

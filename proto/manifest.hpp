@@ -15,7 +15,17 @@
 
 namespace bodydock::proto {
 
-inline constexpr std::uint16_t kManifestVersion = 2;
+/// The manifest version new manifests are written in; version 3 added `flags` (PROTOCOL.md 6.1).
+inline constexpr std::uint16_t kManifestVersion = 3;
+/// The oldest manifest version still read: a camera lists a segment's manifest byte-identically
+/// for as long as it holds it (PROTOCOL.md 6.3), so footage recorded before a firmware update
+/// stays version 2.
+inline constexpr std::uint16_t kMinManifestVersion = 2;
+/// Manifest flag bit 0: upload this segment before unflagged footage (the officer marked it as
+/// evidence, or the camera saw a trigger such as use of force).
+inline constexpr std::uint8_t kManifestFlagPriority = 0x01;
+/// Every flag bit this version defines; a manifest with any other bit set is refused.
+inline constexpr std::uint8_t kManifestFlagsDefined = kManifestFlagPriority;
 inline constexpr std::uint32_t kMinChunkSize = 4096;
 inline constexpr std::uint32_t kMaxChunkSize = kMaxReadLength;
 inline constexpr std::size_t kMaxChunks = 16384;
@@ -29,6 +39,9 @@ inline constexpr std::size_t kMaxKeyWrap = 512;
 bool valid_serial(std::string_view serial) noexcept;
 
 struct Manifest {
+  /// 2 or 3. Kept as decoded, so that a version 2 manifest encodes (and hashes, and verifies)
+  /// exactly as the camera signed it.
+  std::uint16_t version = kManifestVersion;
   std::string camera_serial;
   std::uint64_t seq = 0;               ///< per-camera sequence number, strictly increasing
   std::string recording_id;            ///< one escalation = one recording of 1..n segments
@@ -47,17 +60,23 @@ struct Manifest {
   Digest prev_manifest_sha256{};       ///< zero for a camera's first segment
   std::uint8_t encryption = 1;         ///< 1: AES-256-GCM per chunk (proto/trust.hpp)
   Bytes key_wrap;                      ///< the segment key wrapped to the organisation's recording key
+  std::uint8_t flags = 0;              ///< kManifestFlag* bits; version 3 on, always 0 in version 2
   Bytes signature;                     ///< the camera's ECDSA P-256 signature (proto/trust.hpp)
 
+  /// Flagged by the camera: the dock uploads it before unflagged footage.
+  [[nodiscard]] bool priority() const { return (flags & kManifestFlagPriority) != 0; }
   [[nodiscard]] std::uint64_t chunk_count() const;
   /// Bytes in chunk i (the last chunk may be short).
   [[nodiscard]] std::uint32_t chunk_length(std::uint64_t i) const;
 };
 
-/// Encoding without the signature: what the device signs and what the chain hashes.
+/// Encoding without the signature: what the device signs and what the chain hashes. Written in
+/// `m.version`'s layout; a version 2 manifest with flags cannot be written (std::invalid_argument:
+/// a bug in the caller, never a decoded manifest).
 Bytes encode_signed_part(const Manifest& m);
 Bytes encode_manifest(const Manifest& m);
-/// Decodes and validates (limits, chunk count consistent with size and chunk size).
+/// Decodes and validates (limits, chunk count consistent with size and chunk size, no reserved
+/// flag bits). Accepts manifest versions kMinManifestVersion..kManifestVersion.
 boost::system::result<Manifest> decode_manifest(ByteView bytes);
 /// SHA-256 of the signed part: the next manifest's prev_manifest_sha256.
 Digest manifest_hash(const Manifest& m);

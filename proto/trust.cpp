@@ -57,6 +57,8 @@ Bytes auth_transcript(AuthRole signer, const Digest& dock_nonce, const Digest& c
 Bytes manifest_signing_input(const Manifest& m) {
   Bytes out;
   Writer w(out);
+  // The label names the protocol generation, not the manifest version: manifest_version is the
+  // first signed field, so a version 2 and a version 3 manifest never share a signing input.
   label(w, "bodydock-manifest-v2");
   w.raw(encode_signed_part(m));
   return out;

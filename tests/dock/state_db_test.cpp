@@ -1,4 +1,5 @@
-// The state database: migrations, guarded transitions with history, conflict detection.
+// The state database: migrations, guarded transitions with history, conflict detection, and the
+// upload queue's order (flagged segments first, then oldest first).
 #include "dock/state_db.hpp"
 #include "hw/camera_device.hpp"
 #include "support/fleet.hpp"
@@ -6,21 +7,34 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <set>
+#include <vector>
+
 using namespace bodydock;
 using dock::SegState;
 using dock::states;
 
 namespace {
 
-proto::Manifest manifest(std::uint64_t seq) {
+/// The manifests of an emulated camera's segments 1..count, `flagged` ones with priority.
+std::vector<proto::Manifest> recorded(std::uint32_t count, std::set<std::uint64_t> flagged = {}) {
   hw::CameraSpec spec;
   spec.serial = "BC-0200";
-  spec.segments = 3;
+  spec.segments = count;
   spec.segment_bytes = 8192;
   spec.chunk_size = 4096;
+  spec.priority_segments = std::move(flagged);
   spec.trust = test::camera_keys(spec.serial);
   hw::CameraDevice dev(spec);
-  return dev.recorded().at(seq - 1);
+  return dev.recorded();
+}
+
+proto::Manifest manifest(std::uint64_t seq) { return recorded(3).at(seq - 1); }
+
+std::vector<std::uint64_t> seqs(const std::vector<dock::SegmentRow>& rows) {
+  std::vector<std::uint64_t> out;
+  for (const auto& r : rows) out.push_back(r.seq);
+  return out;
 }
 
 }  // namespace
@@ -31,11 +45,11 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 5);
+    BOOST_CHECK_EQUAL(db.schema_version(), 6);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 5);
+  BOOST_CHECK_EQUAL(db.schema_version(), 6);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
 }
@@ -77,6 +91,32 @@ BOOST_AUTO_TEST_CASE(a_changed_manifest_is_a_conflict_never_an_overwrite) {
   altered.sha256[0] ^= 1;
   BOOST_CHECK(db.add_listed(altered) == dock::ListedResult::conflict);
   BOOST_CHECK(db.get(m.camera_serial, 1)->manifest.sha256 == m.sha256);
+}
+
+// The camera flagged segment 4, recorded after 1 to 3 and spooled last of all: it is uploaded
+// first, the rest oldest first; a page of the queue never leaves it behind older footage.
+BOOST_AUTO_TEST_CASE(in_state_puts_flagged_segments_before_older_ones) {
+  test::TempDir dir;
+  dock::StateDb db(dir / "s.sqlite");
+  const auto ms = recorded(5, {4});
+  for (const auto& m : ms) BOOST_REQUIRE(db.add_listed(m) == dock::ListedResult::inserted);
+  for (std::uint64_t seq : {1, 2, 3, 5, 4}) {  // the flagged one spooled last
+    BOOST_REQUIRE(db.transition("BC-0200", seq, states(SegState::listed), SegState::pulling));
+    BOOST_REQUIRE(db.transition("BC-0200", seq, states(SegState::pulling), SegState::spooled));
+  }
+  const auto rows = db.in_state(SegState::spooled);
+  const std::vector<std::uint64_t> expect = {4, 1, 2, 3, 5};
+  BOOST_CHECK(seqs(rows) == expect);
+  BOOST_REQUIRE_EQUAL(rows.size(), 5u);
+  BOOST_CHECK(rows[0].manifest.priority());
+  BOOST_CHECK(!rows[1].manifest.priority());
+  const std::vector<std::uint64_t> first = {4};
+  BOOST_CHECK(seqs(db.in_state(SegState::spooled, 1)) == first);
+  // Once it is stored, the queue is oldest first again; other states order the same way.
+  BOOST_REQUIRE(db.transition("BC-0200", 4, states(SegState::spooled), SegState::stored));
+  const std::vector<std::uint64_t> rest = {1, 2, 3, 5};
+  BOOST_CHECK(seqs(db.in_state(SegState::spooled)) == rest);
+  BOOST_CHECK(seqs(db.in_state(SegState::stored)) == first);
 }
 
 BOOST_AUTO_TEST_CASE(refuses_a_newer_schema) {

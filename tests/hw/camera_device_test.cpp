@@ -150,6 +150,46 @@ BOOST_AUTO_TEST_CASE(manifests_are_realistic_and_chained) {
   BOOST_CHECK(ms.back().last_in_recording);
 }
 
+// The officer flagged segment 3 (and 6): their manifests carry the priority flag, signed and
+// chained like the rest; LIST serves it; a power cycle keeps it whatever the spec says then.
+BOOST_AUTO_TEST_CASE(flagged_segments_carry_the_signed_priority_flag) {
+  test::TempDir dir;
+  auto spec = small_spec();
+  spec.priority_segments = {3, 6};
+  {
+    auto dev = hw::CameraDevice::open_persistent(spec, dir / "cam");
+    proto::Digest prev{};
+    for (const auto& m : dev.recorded()) {
+      BOOST_TEST_CONTEXT("seq " << m.seq) {
+        BOOST_CHECK_EQUAL(m.version, proto::kManifestVersion);
+        BOOST_CHECK_EQUAL(m.priority(), m.seq == 3 || m.seq == 6);
+        BOOST_CHECK(m.prev_manifest_sha256 == prev);
+        BOOST_CHECK(proto::manifest_signature_valid(m, dev.spec().trust->device_key.public_key()));
+        prev = proto::manifest_hash(m);
+      }
+    }
+    hello_auth(dev);
+    auto l = proto::decode_list_ok(ask(dev, MsgType::list, proto::encode(proto::List{3, 1})).payload);
+    BOOST_REQUIRE(l);
+    BOOST_REQUIRE_EQUAL(l->manifests.size(), 1u);
+    BOOST_CHECK(l->manifests[0].priority());
+    BOOST_CHECK(proto::encode_manifest(l->manifests[0]) == proto::encode_manifest(dev.recorded()[2]));
+    // The flag is signed: a camera (or anyone) that drops it afterwards breaks the signature.
+    auto demoted = l->manifests[0];
+    demoted.flags = 0;
+    BOOST_CHECK(!proto::manifest_signature_valid(demoted, dev.spec().trust->device_key.public_key()));
+  }
+  auto again = hw::CameraDevice::open_persistent(small_spec(), dir / "cam");  // no flags in this spec
+  const std::set<std::uint64_t> expect = {3, 6};
+  BOOST_CHECK(again.spec().priority_segments == expect);
+  BOOST_CHECK(again.recorded()[2].priority());
+  BOOST_CHECK(!again.recorded()[1].priority());
+  // A segment the camera never records cannot be flagged: a mistake in the test, not a camera.
+  auto wrong = small_spec();
+  wrong.priority_segments = {8};
+  BOOST_CHECK_THROW(hw::CameraDevice{wrong}, std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(requests_before_hello_and_authentication_are_refused) {
   hw::CameraDevice dev(small_spec());
   BOOST_CHECK(error_of(ask(dev, MsgType::list, proto::encode(proto::List{}))) == proto::errc::bad_state);

@@ -96,6 +96,47 @@ BOOST_AUTO_TEST_CASE(receipt_round_trip_and_signature) {
   BOOST_CHECK(!decode_receipt(Bytes(32, 0xAB)));  // a v1 receipt (bare SHA-256)
 }
 
+// The camera signs the priority flag with the rest: nobody on the way (dock, link, storage) can
+// promote or demote a segment without the signature failing.
+BOOST_AUTO_TEST_CASE(manifest_signature_covers_the_priority_flag) {
+  const auto k = crypto::PrivateKey::generate();
+  Manifest m;
+  m.camera_serial = "BC-1";
+  m.seq = 3;
+  m.end_utc_ms = 1;
+  m.size = 5000;
+  m.chunk_size = 4096;
+  m.chunk_sha256.resize(m.chunk_count());
+  m.key_wrap.assign(kKeyWrapSize, 1);
+  m.flags = kManifestFlagPriority;
+  sign_manifest(m, k);
+  auto listed = decode_manifest(encode_manifest(m));
+  BOOST_REQUIRE(listed);
+  BOOST_CHECK(listed->priority());
+  BOOST_CHECK(manifest_signature_valid(*listed, k.public_key()));
+  auto demoted = *listed;
+  demoted.flags = 0;
+  BOOST_CHECK(!manifest_signature_valid(demoted, k.public_key()));
+  auto unflagged = m;
+  unflagged.flags = 0;
+  sign_manifest(unflagged, k);
+  auto promoted = unflagged;
+  promoted.flags = kManifestFlagPriority;
+  BOOST_CHECK(manifest_signature_valid(unflagged, k.public_key()));
+  BOOST_CHECK(!manifest_signature_valid(promoted, k.public_key()));
+  // A version 2 manifest (signed by older firmware) still verifies after decoding.
+  auto old = unflagged;
+  old.version = 2;
+  sign_manifest(old, k);
+  auto old_listed = decode_manifest(encode_manifest(old));
+  BOOST_REQUIRE(old_listed);
+  BOOST_CHECK_EQUAL(old_listed->version, 2);
+  BOOST_CHECK(manifest_signature_valid(*old_listed, k.public_key()));
+  auto relabelled = *old_listed;
+  relabelled.version = 3;  // the same fields presented as version 3
+  BOOST_CHECK(!manifest_signature_valid(relabelled, k.public_key()));
+}
+
 BOOST_AUTO_TEST_CASE(chunks_open_only_in_place_with_the_key) {
   const auto org = crypto::PrivateKey::generate();
   const Bytes key(32, 9);
