@@ -258,6 +258,8 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
   const auto digest = proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(whole.bytes.data()), whole.bytes.size()));
   if (!proto::digest_equal(digest, m.sha256)) co_return make_error_code(sink_errc::content_mismatch);
   const auto md5 = s3::md5_hex(whole.bytes);
+  meta.push_back({"Content-MD5", s3::md5_base64_of_hex(md5)});
+  meta.push_back({"x-amz-content-sha256", proto::to_hex(digest)});
   auto put = co_await client_.put_new_object(where_.bucket, key, std::move(whole.bytes), std::move(meta));
   if (!put) co_return transport(put.error(), "PUT " + key);
   if (put->status == 412) co_return StoreFailure(sink_errc::storage_error, "PUT " + key + ": appeared meanwhile; looking again");
@@ -372,7 +374,9 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
       parts.push_back({number, it->second.etag});
       continue;
     }
-    auto r = co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes));
+    s3::Client::Headers digests;  // hashed once here, not again by the client
+    digests.push_back({"Content-MD5", s3::md5_base64_of_hex(md5)});
+    auto r = co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes), std::move(digests));
     if (!r) {
       failure = transport(r.error(), "upload part " + std::to_string(number) + " of " + key);
       break;

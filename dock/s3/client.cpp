@@ -70,6 +70,14 @@ std::string sha256_hex(std::string_view bytes) {
 
 std::string md5_hex(std::string_view bytes) { return hex(md5_raw(bytes)); }
 
+std::string md5_base64_of_hex(std::string_view hex) {
+  std::string raw;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) raw.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  unsigned char out[32] = {};
+  const int n = EVP_EncodeBlock(out, reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  return {reinterpret_cast<const char*>(out), static_cast<std::size_t>(n)};
+}
+
 std::string md5_base64(std::string_view bytes) {
   const auto raw = md5_raw(bytes);
   unsigned char out[32] = {};
@@ -392,9 +400,18 @@ asio::awaitable<Client::Result> Client::request(std::string method, std::string 
     target += (i == 0 ? "?" : "&") + uri_encode(query[i].key) + "=" + uri_encode(query[i].value);
 
   headers.push_back({"Host", host});
+  // Digests the caller computed already (over these very bytes) are not computed again.
   const bool has_md5 = std::any_of(headers.begin(), headers.end(), [](const Header& h) { return beast::iequals(h.name, "Content-MD5"); });
   if (!body.empty() && !has_md5) headers.push_back({"Content-MD5", md5_base64(body)});
-  SignRequest sr{method, path, query, headers, sha256_hex(body)};
+  std::string payload_hash;
+  const auto given = std::find_if(headers.begin(), headers.end(), [](const Header& h) { return beast::iequals(h.name, "x-amz-content-sha256"); });
+  if (given != headers.end()) {
+    payload_hash = given->value;  // signing adds the header itself
+    headers.erase(given);
+  } else {
+    payload_hash = sha256_hex(body);
+  }
+  SignRequest sr{method, path, query, headers, payload_hash};
   const auto signing = sign_headers(sr, credentials_, s3_options(endpoint_.region, std::chrono::system_clock::now() + clock_offset_));
 
   HttpRequest req{http::string_to_verb(method), target, 11};
@@ -431,9 +448,10 @@ asio::awaitable<Client::Result> Client::create_multipart(std::string bucket, std
   co_return co_await request("POST", std::move(bucket), std::move(key), std::move(q), std::move(headers), {});
 }
 
-asio::awaitable<Client::Result> Client::upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body) {
+asio::awaitable<Client::Result> Client::upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body,
+                                                    Headers headers) {
   std::vector<QueryParam> q{{"partNumber", std::to_string(number)}, {"uploadId", std::move(upload_id)}};
-  co_return co_await request("PUT", std::move(bucket), std::move(key), std::move(q), {}, std::move(body));
+  co_return co_await request("PUT", std::move(bucket), std::move(key), std::move(q), std::move(headers), std::move(body));
 }
 
 asio::awaitable<Client::Result> Client::complete_multipart(std::string bucket, std::string key, std::string upload_id, std::vector<Part> parts) {

@@ -92,6 +92,8 @@ std::optional<std::chrono::system_clock::time_point> http_date(std::string_view 
 /// Lowercase hex MD5 and base64 MD5 (Content-MD5) of bytes.
 std::string md5_base64(std::string_view bytes);
 std::string md5_hex(std::string_view bytes);
+/// Content-MD5 (base64) from a hex MD5.
+std::string md5_base64_of_hex(std::string_view hex);
 /// The ETag S3 gives a completed multipart upload: MD5 of the parts' binary MD5s, "-N".
 std::string multipart_etag(const std::vector<std::string>& part_md5_hex);
 
@@ -104,7 +106,9 @@ class Client {
   using Result = boost::system::result<Response>;
   using Headers = std::vector<Header>;
 
-  /// Any request: `key` may be empty (bucket operations); `query` decoded.
+  /// Any request: `key` may be empty (bucket operations); `query` decoded. A Content-MD5 or
+  /// x-amz-content-sha256 header in `headers` is taken as given (the caller hashed `body`
+  /// already); otherwise they are computed here.
   boost::asio::awaitable<Result> request(std::string method, std::string bucket, std::string key, std::vector<QueryParam> query,
                                          Headers headers, std::string body);
 
@@ -115,7 +119,9 @@ class Client {
   boost::asio::awaitable<Result> get_object(std::string bucket, std::string key);
   /// Starts a multipart upload; the response body carries the UploadId (xml_field "UploadId").
   boost::asio::awaitable<Result> create_multipart(std::string bucket, std::string key, Headers headers);
-  boost::asio::awaitable<Result> upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body);
+  /// `headers` may carry Content-MD5 and x-amz-content-sha256 already computed over `body`.
+  boost::asio::awaitable<Result> upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body,
+                                             Headers headers = {});
   boost::asio::awaitable<Result> complete_multipart(std::string bucket, std::string key, std::string upload_id, std::vector<Part> parts);
   boost::asio::awaitable<Result> abort_multipart(std::string bucket, std::string key, std::string upload_id);
   /// Parts the server holds for an upload (to continue it after a restart).
