@@ -5,6 +5,7 @@
 #include "dock/log.hpp"
 #include "proto/sha256.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdexcept>
 
 namespace bodydock::dock {
+using namespace boost::asio::experimental::awaitable_operators;
 namespace {
 
 using Result = StoreResult;
@@ -284,6 +286,37 @@ boost::asio::awaitable<std::string> S3Sink::expected_etag(const std::filesystem:
   co_return s3::multipart_etag(md5s);
 }
 
+boost::asio::awaitable<S3Sink::PreparedPart> S3Sink::prepare_part(const std::filesystem::path& spool_file, std::uint64_t size, unsigned index,
+                                                                  proto::Sha256& whole) {
+  return run_blocking(pool_, [file = spool_file, size, index, part = part_size_, &whole] {
+    PreparedPart p;
+    const auto offset = std::uint64_t{index} * part;
+    const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(part, size - offset));
+    auto fd = open_file(file, O_RDONLY);
+    if (!fd) return p;
+    p.bytes.resize(length);
+    for (std::size_t done = 0; done < length;) {
+      auto n = read_at(fd->get(), std::span(reinterpret_cast<std::uint8_t*>(p.bytes.data()) + done, length - done), offset + done);
+      if (!n || *n == 0) return p;
+      done += *n;
+    }
+    const proto::ByteView view(reinterpret_cast<const std::uint8_t*>(p.bytes.data()), p.bytes.size());
+    whole.update(view);  // parts are prepared strictly in order
+    p.md5 = s3::md5_hex(p.bytes);
+    p.sha256 = proto::to_hex(proto::Sha256::of(view));
+    p.ok = true;
+    return p;
+  });
+}
+
+boost::asio::awaitable<s3::Client::Result> S3Sink::send_part(const std::string& key, const std::string& upload_id, unsigned number,
+                                                             PreparedPart& part) {
+  s3::Client::Headers digests;  // hashed once, on the pool, not again by the client
+  digests.push_back({"Content-MD5", s3::md5_base64_of_hex(part.md5)});
+  digests.push_back({"x-amz-content-sha256", part.sha256});
+  co_return co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes), std::move(digests));
+}
+
 boost::asio::awaitable<void> S3Sink::forget_upload(std::string key, std::string upload_id) {
   auto r = co_await client_.abort_multipart(where_.bucket, key, upload_id);
   if (r && (r->ok() || r->status == 404)) {
@@ -352,31 +385,41 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
     if (journal_) co_await journal_->upload_begun(key, upload_id, part_size_);
     log(Level::info, "S3 ", key, ": upload ", upload_id, " started");
   }
+  // Part i+1 is read and hashed on the pool while part i is on the wire, so the link and the
+  // server never wait for the dock's disk or hashing.
   proto::Sha256 whole;
   std::vector<s3::Part> parts;
   std::vector<std::string> md5s;
   std::optional<StoreFailure> failure;
   bool spool_bad = false;
-  for (std::uint64_t off = 0; off < m.size; off += part_size_) {
-    const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(part_size_, m.size - off));
-    auto part = co_await read_part(pool_, spool_file, off, len);
-    if (!part.ok) {
+  const auto count = static_cast<unsigned>((m.size + part_size_ - 1) / part_size_);
+  auto cur = co_await prepare_part(spool_file, m.size, 0, whole);
+  for (unsigned i = 0; i < count; ++i) {
+    const unsigned number = i + 1;
+    if (!cur.ok) {
       failure = StoreFailure(sink_errc::spool_unreadable);
       spool_bad = true;
       break;
     }
-    whole.update(proto::ByteView(reinterpret_cast<const std::uint8_t*>(part.bytes.data()), part.bytes.size()));
-    const auto md5 = s3::md5_hex(part.bytes);
-    md5s.push_back(md5);
-    const auto number = static_cast<unsigned>(parts.size() + 1);
+    md5s.push_back(cur.md5);
+    PreparedPart next;
+    const bool more = number < count;
     // Sent before (this upload, an earlier attempt): the same bytes need not go again.
-    if (auto it = done.find(number); it != done.end() && it->second.md5 == md5) {
+    if (auto it = done.find(number); it != done.end() && it->second.md5 == cur.md5) {
       parts.push_back({number, it->second.etag});
+      if (more) next = co_await prepare_part(spool_file, m.size, number, whole);
+      cur = std::move(next);
       continue;
     }
-    s3::Client::Headers digests;  // hashed once here, not again by the client
-    digests.push_back({"Content-MD5", s3::md5_base64_of_hex(md5)});
-    auto r = co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes), std::move(digests));
+    const auto md5 = cur.md5;
+    s3::Client::Result r = boost::system::error_code{};
+    if (more) {
+      auto [sent, prepared] = co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole));
+      r = std::move(sent);
+      next = std::move(prepared);
+    } else {
+      r = co_await send_part(key, upload_id, number, cur);
+    }
     if (!r) {
       failure = transport(r.error(), "upload part " + std::to_string(number) + " of " + key);
       break;
@@ -391,6 +434,7 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
     parts.push_back({number, sent.etag});
     if (journal_) co_await journal_->part_done(key, number, std::move(sent));
     log(Level::debug, "S3 ", key, ": part ", number, " stored");
+    cur = std::move(next);
   }
   if (!failure && !proto::digest_equal(whole.finish(), m.sha256)) {
     failure = StoreFailure(sink_errc::content_mismatch);

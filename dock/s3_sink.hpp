@@ -26,6 +26,7 @@
 #include "dock/s3/client.hpp"
 #include "dock/sink.hpp"
 #include "dock/upload_journal.hpp"
+#include "proto/sha256.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -68,6 +69,13 @@ class S3Sink final : public Sink {
   /// storage holds as the journal recorded them; empty id when there is nothing to continue.
   boost::asio::awaitable<StoreResult> resume_point(const std::string& key, std::string& upload_id, std::map<unsigned, UploadedPart>& done);
   boost::asio::awaitable<void> forget_upload(std::string key, std::string upload_id);
+  /// One part read from the spool and hashed (MD5, SHA-256; and added to `whole`), on the pool.
+  struct PreparedPart {
+    std::string bytes, md5, sha256;
+    bool ok = false;
+  };
+  boost::asio::awaitable<PreparedPart> prepare_part(const std::filesystem::path& spool_file, std::uint64_t size, unsigned index, proto::Sha256& whole);
+  boost::asio::awaitable<s3::Client::Result> send_part(const std::string& key, const std::string& upload_id, unsigned number, PreparedPart& part);
   /// The ETag storage gives the spool's bytes as this sink uploads them; empty if unreadable.
   boost::asio::awaitable<std::string> expected_etag(const std::filesystem::path& spool_file, std::uint64_t size);
   s3::Client& client_;

@@ -238,7 +238,8 @@ BOOST_AUTO_TEST_CASE(dockd_killed_mid_multipart_continues_the_same_upload) {
   create_bucket(bucket);
   const auto state = dir / "state";
   const auto log = dir / "dockd.log";
-  const auto args = demo_args("s3://" + bucket, state, 1, 1, "40", {"--s3-part-mib", "5", "--log-level", "debug", "--exit-when-idle"});
+  // Capped at 8 MB/s, so the kill lands well inside the upload (about 5 s).
+  const auto args = demo_args("s3://" + bucket, state, 1, 1, "40", {"--s3-part-mib", "5", "--upload-mbps", "8", "--log-level", "debug", "--exit-when-idle"});
   std::string upload_id;
   {
     test::Daemon d(args, log);
@@ -267,10 +268,11 @@ BOOST_AUTO_TEST_CASE(resets_stalls_and_a_corrupted_part_are_retried_and_nothing_
   test::FaultProxy proxy(endpoint.host, endpoint.port);
   const auto state = dir / "state";
   const auto log = dir / "dockd.log";
-  // 12 MiB segments go in 5 MiB parts: every part upload carries more than 4 MiB.
+  // 12 MiB segments go in 5, 5 and 2 MiB parts; capped at 8 MB/s so the uploads last while
+  // the faults are armed one after another.
   test::Daemon d(demo_args("s3://" + bucket, state, 2, 2, "12",
                            {"AWS_ENDPOINT_URL=" + proxy.url(), "--s3-part-mib", "5", "--s3-timeout-ms", "1500", "--upload-retry-max-ms", "500",
-                            "--exit-when-idle"}),
+                            "--upload-mbps", "8", "--exit-when-idle"}),
                  log);
   // One fault at a time, each on the next request that carries that much.
   const auto wait_counter = [&proxy](auto field, std::uint64_t n) {
@@ -307,7 +309,8 @@ BOOST_AUTO_TEST_CASE(rgw_killed_mid_multipart_and_restarted_the_upload_continues
   const auto state = dir / "state";
   const auto log = dir / "dockd.log";
   test::Daemon d(demo_args("s3://restart", state, 1, 1, "40",
-                           {"AWS_ENDPOINT_URL=" + endpoint, "--s3-part-mib", "5", "--log-level", "debug", "--upload-retry-max-ms", "500", "--exit-when-idle"}),
+                           {"AWS_ENDPOINT_URL=" + endpoint, "--s3-part-mib", "5", "--upload-mbps", "8", "--log-level", "debug",
+                            "--upload-retry-max-ms", "500", "--exit-when-idle"}),
                  log);
   BOOST_REQUIRE_MESSAGE(wait_for_log(log, ": part 3 stored", Ms(120000)), test::slurp(log));
   auto [kill_rc, kill_out] = test::run_command({std::string(RGW_SCRIPTS) + "/rgw-gateway", "kill", rgw_dir.string()}, dir / "kill.log");
