@@ -2,10 +2,15 @@
 
 #include "dock/dock.hpp"
 #include "dock/emulated_fleet.hpp"
+#include "dock/files.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/s3_sink.hpp"
 #include "dock/log.hpp"
 #include "dock/usb_slots.hpp"
+#include "dock/web/auth.hpp"
+#include "dock/web/server.hpp"
+#include "dock/web/status.hpp"
+#include "dock/web/status_text.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/emulated_link.hpp"
 #include "hw/port_power.hpp"
@@ -47,6 +52,7 @@ struct DemoCamera {
   std::unique_ptr<hw::EmulatedLink> link;
   hw::LinkFaults first_docking_faults;
   bool enumerates_after_power_cycle = false;  ///< attached but invisible on the bus until its port is cycled
+  bool power_cycled = false;                  ///< an admin switched its slot off and on (in-process lane)
   std::optional<SessionEnd> end;
 };
 
@@ -58,6 +64,7 @@ struct DemoRun {
   std::unique_ptr<s3::Client> s3_client;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Dock> dock;
+  std::unique_ptr<web::WebServer> web;
   std::vector<DemoCamera> cameras;
   // --usb emulated-libusb: the bus must exist before libusb starts (it redirects sysfs and
   // /dev), and outlive it.
@@ -137,53 +144,18 @@ void apply_fault(DemoRun& run, const std::string& spec) {
   }
 }
 
-std::string bar(double fraction, int width) {
-  const int full = static_cast<int>(std::lround(std::clamp(fraction, 0.0, 1.0) * width));
-  return std::string(static_cast<std::size_t>(full), '#') + std::string(static_cast<std::size_t>(width - full), '.');
-}
-
-const char* ansi_colour(const char* colour) {
-  const std::string c = colour;
-  if (c == "green") return "\x1b[32m";
-  if (c == "blue") return "\x1b[34m";
-  if (c == "amber") return "\x1b[33m";
-  if (c == "red") return "\x1b[31m";
-  if (c == "white") return "\x1b[37m";
-  return "\x1b[90m";
-}
-
+/// The live table: the same text as `dockctl status`, from the dock's own view (the spool's
+/// figures need the database, so the table leaves them to the web page and dockctl).
 std::string render_table(const Dock& dock) {
-  std::ostringstream out;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-4s %-18s %-18s %-9s %-5s %-6s %-24s %8s  %s\n", "slot", "LED", "state", "camera", "batt", "temp", "progress", "MB/s", "detail");
-  out << line;
-  for (const auto& s : dock.slots()) {
-    const auto led = led_for(s.phase);
-    const double frac = s.bytes_total ? static_cast<double>(s.bytes_done) / static_cast<double>(s.bytes_total) : (s.phase == SlotPhase::done ? 1.0 : 0.0);
-    const std::string led_text = std::string(led.colour) + (std::string(led.pattern) == "off" ? "" : " " + std::string(led.pattern));
-    // Battery: "55%+" while charging, "55%!" when the dock stopped charging for heat.
-    const std::string batt = s.battery_pct < 0 ? "-" : std::to_string(s.battery_pct) + "%" + (s.charge_stopped_hot ? "!" : s.charging ? "+" : "");
-    char temp[16] = "-";
-    if (s.temperature_c) std::snprintf(temp, sizeof temp, "%.1fC", *s.temperature_c);
-    const std::string detail = s.alert.empty() ? s.detail : "ALERT " + s.alert;
-    std::snprintf(line, sizeof line, "%-4u %s%-18s\x1b[0m %-18s %-9s %-5s %-6s [%s] %8.1f  %s\n", s.index, ansi_colour(led.colour), led_text.c_str(),
-                  phase_name(s.phase), s.serial.empty() ? "-" : s.serial.c_str(), batt.c_str(), temp, bar(frac, 20).c_str(), s.mbps,
-                  detail.substr(0, 70).c_str());
-    out << line;
-  }
-  const auto& t = dock.totals();
-  std::snprintf(line, sizeof line, "\nstored %llu segments (%.1f MiB), erased %llu, quarantined %llu\n",
-                static_cast<unsigned long long>(t.segments_stored), static_cast<double>(t.stored_bytes) / (1 << 20),
-                static_cast<unsigned long long>(t.segments_erased), static_cast<unsigned long long>(t.segments_quarantined));
-  out << line;
-  const auto& up = dock.uplink();
-  std::snprintf(line, sizeof line, "uplink: %s, %llu segment(s) (%.1f MiB) waiting, %llu failed attempt(s)%s%s\n", uplink_state_name(up.state),
-                static_cast<unsigned long long>(up.queued), static_cast<double>(up.queued_bytes) / (1 << 20),
-                static_cast<unsigned long long>(up.retries), up.alert.empty() ? "" : "\x1b[31m ALERT ", up.alert.substr(0, 120).c_str());
-  out << line << (up.alert.empty() ? "" : "\x1b[0m");
-  if (!up.clock_alert.empty()) out << "\x1b[31mALERT " << up.clock_alert.substr(0, 160) << "\x1b[0m\n";
-  out << "\nrecent events:\n" << Log::recent(6);
-  return out.str();
+  web::Snapshot snap;
+  snap.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  snap.queue.counts[SegState::spooled] = dock.uplink().queued;
+  snap.queue.spooled_bytes = dock.uplink().queued_bytes;
+  static const web::RateHistory no_history;
+  auto st = web::status_json(dock, snap, no_history, Log::recent_entries(6));
+  st.erase("spool");
+  st.erase("quarantine");
+  return web::render_status_text(st, true);
 }
 
 asio::awaitable<void> refresh_table(DemoRun& run) {
@@ -218,6 +190,7 @@ void finish(DemoRun& run) {
   if (run.stopping) return;
   run.stopping = true;
   run.dock->stop();
+  if (run.web) run.web->stop();
   for (auto& c : run.cameras)
     if (c.link) c.link->close();
   if (run.usb_slots) run.usb_slots->close_all();
@@ -232,6 +205,14 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
     ++run.sessions_running;
     cam.end = co_await run.dock->run_session(index + 1, *cam.link);
     --run.sessions_running;
+    if (cam.power_cycled && !run.stopping) {
+      cam.power_cycled = false;
+      asio::steady_timer off(run.ioc, std::chrono::milliseconds(300));
+      co_await off.async_wait(asio::use_awaitable);
+      log(Level::notice, "slot ", index + 1, ": port on again");
+      --docking;
+      continue;
+    }
     // An officer who pulled the camera early puts it back: the next docking resumes.
     if (*cam.end == SessionEnd::unplugged && docking < 3 && !run.stopping) {
       asio::steady_timer pause(run.ioc, std::chrono::milliseconds(300));
@@ -351,6 +332,51 @@ void ensure_bucket(DemoRun& run, const std::string& bucket) {
     log(Level::warning, "demo: cannot create bucket '", bucket, "': HTTP ", r.status, " ", r.error_code());
 }
 
+/// The demo's first admin account, as an installer would make it: a random password, written
+/// to a file only the dock's user can read, never to the log.
+void make_demo_admin(const std::filesystem::path& accounts, const std::filesystem::path& password_file) {
+  const auto raw = proto::crypto::random_bytes(12);
+  static const char* kAlphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  std::string password;
+  for (auto b : raw) password += kAlphabet[b % 56];
+  web::AccountStore store;
+  store.set("admin", web::Role::admin, password);
+  store.save(accounts);
+  if (auto ec = write_file_atomic(password_file, password + "\n", 0600))
+    throw std::runtime_error("cannot write " + password_file.string() + ": " + ec.message());
+}
+
+void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_status, std::string accounts,
+               const std::filesystem::path& state) {
+  web::WebOptions o;
+  try {
+    std::tie(o.address, o.port) = web::parse_listen(listen);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--web: ") + e.what());
+  }
+  if (tls) {
+    o.tls_cert = state / "trust" / "dock.crt";
+    o.tls_key = state / "trust" / "dock.key";
+  }
+  o.status_public = !private_status;
+  o.accounts_file = accounts.empty() ? state / "web-accounts" : std::filesystem::path(accounts);
+  if (accounts.empty() && !std::filesystem::exists(o.accounts_file)) {
+    make_demo_admin(o.accounts_file, state / "web-admin-password");
+    log(Level::notice, "demo: web page account 'admin' made; its password is in ", (state / "web-admin-password").string());
+  }
+  web::AdminHooks hooks;
+  hooks.power_cycle = [&run](unsigned slot) -> std::optional<std::string> {
+    if (run.usb_slots) return run.usb_slots->request_power_cycle(slot);
+    auto& cam = run.cameras.at(slot - 1);
+    if (!cam.link) return "slot " + std::to_string(slot) + " has no camera";
+    cam.power_cycled = true;
+    log(Level::notice, "slot ", slot, ": port switched off by an admin");
+    cam.link->close();
+    return std::nullopt;
+  };
+  run.web = std::make_unique<web::WebServer>(run.ioc, *run.dock, std::move(o), std::move(hooks));
+}
+
 constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]";
 
 }  // namespace
@@ -363,7 +389,8 @@ int run_demo(const std::vector<std::string>& args) {
   std::string store, state, world, log_level = "info", retention_mode = "compliance", upload_mbps = "0", upload_schedule;
   unsigned retention_days = 0;
   std::vector<std::string> faults;
-  bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false;
+  bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false;
+  std::string web_listen, web_accounts;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
@@ -395,6 +422,11 @@ int run_demo(const std::vector<std::string>& args) {
     ("usb-in-flight", po::value(&usb_in_flight), "with --usb emulated-libusb: IN transfers kept submitted (default 4)")
     ("table", po::bool_switch(&table), "live table even when stdout is not a terminal")
     ("no-table", po::bool_switch(&no_table), "plain log lines even on a terminal")
+    ("web", po::value(&web_listen), "serve the web page and status API on ADDR:PORT, e.g. 127.0.0.1:8080 (default: no web page)")
+    ("web-tls", po::bool_switch(&web_tls), "with --web: HTTPS with the dock's certificate (STATE/trust/dock.crt), for the site LAN")
+    ("web-accounts", po::value(&web_accounts), "with --web: the accounts file (NAME:ROLE:SCRYPT-HASH a line; default STATE/web-accounts; "
+                                                "when missing, an admin account is made and its password written to STATE/web-admin-password)")
+    ("web-private", po::bool_switch(&web_private), "with --web: the status too needs a login (default: anyone who reaches the page sees it)")
     ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
   // clang-format on
   DemoRun run;
@@ -507,6 +539,7 @@ int run_demo(const std::vector<std::string>& args) {
       run.cameras.push_back(std::move(cam));
     }
     for (const auto& f : faults) apply_fault(run, f);
+    if (!web_listen.empty()) start_web(run, web_listen, web_tls, web_private, web_accounts, state_path);
   } catch (const UsageError& e) {
     std::cerr << "dockd demo: " << e.what() << "\n";
     return 2;
@@ -542,7 +575,12 @@ int run_demo(const std::vector<std::string>& args) {
     for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
   }
   if (live_table) asio::co_spawn(run.ioc, refresh_table(run), log_failure("live table"));
+  if (run.web) {
+    run.web->start();
+    std::cout << "web page: " << run.web->url() << "\n" << std::flush;
+  }
   run.ioc.run();
+  if (run.web) run.web->stop();
   const std::chrono::duration<double> wall = Clock::now() - t0;
   const auto cpu = cpu_seconds() - cpu0;
   Log::set_quiet(false);

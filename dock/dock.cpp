@@ -44,16 +44,16 @@ const char* uplink_state_name(UplinkStatus::State s) noexcept {
   return "?";
 }
 
-LedLook led_for(SlotPhase p) noexcept {
-  switch (p) {
-    case SlotPhase::empty: return {"off", "off"};
-    case SlotPhase::authenticating: return {"white", "fast blink"};
-    case SlotPhase::syncing: return {"blue", "slow blink"};
-    case SlotPhase::waiting_upload: return {"amber", "slow blink"};
-    case SlotPhase::done: return {"green", "solid"};
-    case SlotPhase::attention: return {"red", "fast blink"};
+hw::SlotLight slot_light(const SlotStatus& s) noexcept {
+  switch (s.phase) {
+    case SlotPhase::empty: return hw::SlotLight::empty;
+    case SlotPhase::authenticating: return hw::SlotLight::authenticating;
+    case SlotPhase::syncing: return hw::SlotLight::syncing;
+    case SlotPhase::waiting_upload: return hw::SlotLight::waiting_uplink;
+    case SlotPhase::done: return s.charging ? hw::SlotLight::charging : hw::SlotLight::done;
+    case SlotPhase::attention: return hw::SlotLight::attention;
   }
-  return {"red", "fast blink"};
+  return hw::SlotLight::attention;
 }
 
 Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
@@ -138,6 +138,11 @@ proto::Bytes Dock::custody_receipt(const proto::Manifest& m, const std::string& 
   return proto::encode_receipt(proto::make_receipt(std::move(r), cfg_.identity->key));
 }
 
+void Dock::pause_uploads(bool paused) {
+  paused_ = paused;
+  spooled_.notify();
+}
+
 void Dock::retry_now() {
   uplink_gate_ = {};
   uplink_.clock_alert.clear();
@@ -167,7 +172,8 @@ asio::awaitable<void> Dock::run_uploader() {
     for (const auto& r : rows) uplink_.queued_bytes += r.manifest.size;
     const auto now = Clock::now();
     auto wake = now + std::chrono::seconds(1);
-    const bool gated = now < uplink_gate_;
+    // Paused by an admin: uploads under way finish, no new one starts.
+    const bool gated = now < uplink_gate_ || paused_;
     if (gated) wake = std::min(wake, uplink_gate_);
     if (uplink_.state != UplinkStatus::State::held && uplink_.state != UplinkStatus::State::retrying)
       uplink_.state = uploading_.empty() && rows.empty() ? UplinkStatus::State::idle : UplinkStatus::State::uploading;

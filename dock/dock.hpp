@@ -9,6 +9,7 @@
 #include "dock/pki.hpp"
 #include "dock/sink.hpp"
 #include "dock/state_db.hpp"
+#include "hw/leds.hpp"
 #include "usb/async_event.hpp"
 #include "usb/camera_link.hpp"
 
@@ -66,19 +67,14 @@ struct DockConfig {
 enum class SlotPhase { empty, authenticating, syncing, waiting_upload, done, attention };
 const char* phase_name(SlotPhase p) noexcept;
 
-/// The slot LED for a phase: colour plus a pattern, so states differ for colour-blind eyes too
-/// (README, "Slot lights").
-struct LedLook {
-  const char* colour;   ///< off, white, blue, amber, green, red
-  const char* pattern;  ///< off, solid, slow blink, fast blink
-};
-LedLook led_for(SlotPhase p) noexcept;
+
 
 struct SlotStatus {
   unsigned index = 0;                  ///< 1-based slot number as printed on the dock
   std::string where;                   ///< port path or emulator id
   SlotPhase phase = SlotPhase::empty;
   std::string serial;
+  std::string officer;                 ///< from the camera's certificate, once authenticated
   std::string firmware;
   int battery_pct = -1;
   bool charging = false;
@@ -105,6 +101,10 @@ struct UplinkStatus {
   unsigned consecutive_failures = 0;
 };
 const char* uplink_state_name(UplinkStatus::State s) noexcept;
+
+/// What the slot's LED shows (hw/leds.hpp; README, "Slot lights"): its phase, and for a camera
+/// that is done but still charging, "charging" (safe to take, not yet full).
+hw::SlotLight slot_light(const SlotStatus& s) noexcept;
 
 /// How a session ended. `overheated`: too hot, and the camera would not stop charging; its port
 /// must be switched off.
@@ -143,6 +143,10 @@ class Dock final : private UploadJournal {
   [[nodiscard]] const UplinkStatus& uplink() const { return uplink_; }
   /// Ends any backoff or hold now (an admin fixed the storage side).
   void retry_now();
+  /// An admin's pause: uploads under way finish, no new one starts until resumed. Pulling
+  /// goes on while the spool has room.
+  void pause_uploads(bool paused);
+  [[nodiscard]] bool uploads_paused() const { return paused_; }
   SlotStatus& slot(unsigned index) { return slots_.at(index - 1); }
   [[nodiscard]] const DockConfig& config() const { return cfg_; }
   [[nodiscard]] boost::asio::any_io_executor executor() const { return ioc_.get_executor(); }
@@ -169,6 +173,9 @@ class Dock final : private UploadJournal {
   auto live_segments(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial, true); });
   }
+  auto queue_view() {
+    return db([](StateDb& s) { return s.queue_view(); });
+  }
   auto in_state(SegState state) {
     return db([state](StateDb& s) { return s.in_state(state); });
   }
@@ -182,9 +189,56 @@ class Dock final : private UploadJournal {
     });
   }
   /// Appends to the audit log (on the database thread, anchored in the state database).
+  /// Appends an entry that names its own actor (e.g. "admin NAME" for an action on the web page).
+  auto audit_by(AuditEvent e) {
+    return db([e = std::move(e), audit_log = audit_.get()](StateDb& s) { append_anchored(*audit_log, s, e); });
+  }
   auto audit(AuditEvent e) {
     e.actor = actor_;
-    return db([e = std::move(e), audit_log = audit_.get()](StateDb& s) { append_anchored(*audit_log, s, e); });
+    return audit_by(std::move(e));
+  }
+
+  /// Admin actions (web page, dockctl). Each is audited in the same database step and
+  /// returns nullopt when done, else why not, in words.
+  ///
+  /// Revokes a camera at this dock: from its next docking it gets charge-only (power, no data,
+  /// nothing erased), until the centre's CRL says the same. Footage it holds stays on it.
+  auto revoke_camera(std::string serial, std::string by, std::string reason) {
+    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+      if (!pki::valid_name(serial)) return "'" + serial + "' is not a camera serial";
+      s.revoke_camera(serial, by, reason);
+      AuditEvent e;
+      e.event = "revocation";
+      e.actor = by;
+      e.camera = serial;
+      e.why = "camera revoked at this dock: " + reason;
+      append_anchored(*audit_log, s, e);
+      return std::nullopt;
+    });
+  }
+  auto camera_revoked(std::string serial) {
+    return db([serial = std::move(serial)](StateDb& s) { return s.camera_revoked(serial); });
+  }
+  /// An admin's decision on a quarantined segment. Release: it goes back to LISTED and is
+  /// pulled and checked again from its first byte at the camera's next docking (bytes that
+  /// fail again are quarantined again; nothing unchecked is ever stored). Keep: it stays on the
+  /// camera, never erased, and no longer holds the slot on attention.
+  auto decide_quarantine(std::string serial, std::uint64_t seq, bool release, std::string by, std::string reason) {
+    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+      const auto row = s.get(serial, seq);
+      if (!row || row->state != SegState::quarantined) return "segment " + std::to_string(seq) + " of " + serial + " is not quarantined";
+      const std::string why = (release ? "released by " : "kept in quarantine by ") + by + ": " + reason;
+      if (release) {
+        SegUpdate u;
+        u.pulled = 0;
+        u.reason = why;
+        if (s.transition(serial, seq, states(SegState::quarantined), SegState::listed, u, why))
+          audit_transition(*audit_log, s, by, serial, seq, SegState::listed, u, why);
+        return std::nullopt;
+      }
+      if (s.keep_quarantined(serial, seq, why)) audit_transition(*audit_log, s, by, serial, seq, SegState::quarantined, {}, why);
+      return std::nullopt;
+    });
   }
 
   /// Whether the spool has room for `bytes` more (DockConfig::spool_limit_bytes and
@@ -300,6 +354,7 @@ class Dock final : private UploadJournal {
   bool shipping_ = false;                                 ///< ship_records() running
   std::chrono::steady_clock::time_point audit_shipped_at_{};
   bool stopping_ = false;
+  bool paused_ = false;
   Totals totals_;
 };
 

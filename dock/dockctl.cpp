@@ -5,6 +5,15 @@
 #include "dock/evidence.hpp"
 #include "dock/pki.hpp"
 #include "dock/state_db.hpp"
+#include "dock/web/status_text.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
 
 #include <pwd.h>
 #include <unistd.h>
@@ -19,6 +28,8 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -50,6 +61,9 @@ constexpr const char* kUsage =
     "                                      investigation, complaint, subject-access-request or\n"
     "                                      training; who, why and what are logged first (default\n"
     "                                      log: evidence-access.log in the store's top directory)\n"
+    "  status [--url URL] [--watch]        what every slot, the queue, the uplink and the spool are\n"
+    "                                      doing, from the running dock's web API (default URL\n"
+    "                                      http://127.0.0.1:8080); --watch redraws it every second\n"
     "  audit verify --state DIR            check the audit log's chain: edited, removed or\n"
     "                                      reordered entries are named; exit 1 if any\n"
     "  audit export --state DIR [--out F]  write the audit log as JSON lines (stdout by default),\n"
@@ -308,12 +322,81 @@ int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
   return 2;
 }
 
+/// GET URL/api/v1/status from the running dock; the JSON, or a message saying why not.
+std::variant<boost::json::object, std::string> fetch_status(const std::string& url) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  namespace asio = boost::asio;
+  if (!url.starts_with("http://")) return "only http:// URLs (the dock's page on this machine or the site LAN): '" + url + "'";
+  auto rest = url.substr(7);
+  rest = rest.substr(0, rest.find('/'));
+  std::string host = rest, port = "80";
+  if (const auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  boost::system::error_code ec;
+  const auto found = asio::ip::tcp::resolver(ioc).resolve(host, port, ec);
+  if (ec) return "cannot resolve " + host + ": " + ec.message();
+  stream.expires_after(std::chrono::seconds(5));
+  stream.connect(found, ec);
+  if (ec) return "the dock is not answering at " + url + " (" + ec.message() + "); is dockd running with its web page on?";
+  http::request<http::empty_body> req{http::verb::get, "/api/v1/status", 11};
+  req.set(http::field::host, rest);
+  req.set(http::field::user_agent, "dockctl");
+  http::write(stream, req, ec);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(4u << 20);
+  if (!ec) http::read(stream, buf, parser, ec);
+  if (ec) return "no answer from " + url + ": " + ec.message();
+  const auto& res = parser.get();
+  if (res.result() == http::status::unauthorized) return "the dock's status needs a login (its web page is private)";
+  if (res.result() != http::status::ok) return "the dock answered HTTP " + std::to_string(res.result_int());
+  auto v = boost::json::parse(res.body(), ec);
+  if (ec || !v.is_object()) return "the dock's answer is not a status (JSON object)";
+  return std::move(v.as_object());
+}
+
+int status_command(const std::vector<std::string>& args) {
+  std::string url = "http://127.0.0.1:8080";
+  bool watch = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--url" && i + 1 < args.size()) url = args[++i];
+    else if (args[i] == "--watch") watch = true;
+    else {
+      std::fprintf(stderr, "dockctl status: unexpected argument '%s'\n", args[i].c_str());
+      return 2;
+    }
+  }
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  std::size_t last_lines = 0;
+  for (;;) {
+    auto got = fetch_status(url);
+    if (auto* why = std::get_if<std::string>(&got)) {
+      std::fprintf(stderr, "dockctl status: %s\n", why->c_str());
+      return 1;
+    }
+    const auto text = bodydock::dock::web::render_status_text(std::get<boost::json::object>(got), tty);
+    if (watch && tty && last_lines) std::printf("\x1b[%zuF\x1b[J", last_lines);
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+    if (!watch) return 0;
+    last_lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (auto rc = bodydock::dock::common_options(argc, argv, "dockctl", kUsage, BODYDOCK_VERSION)) return *rc;
   const std::string cmd = argv[1];
   try {
+    if (cmd == "status") return status_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "evidence" && argc >= 3) return evidence_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "pki" && argc >= 3) return pki_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));

@@ -11,9 +11,12 @@ namespace bodydock::dock {
 namespace {
 
 std::mutex g_mutex;
-std::deque<std::string> g_recent;
+std::deque<LogEntry> g_recent;
+std::uint64_t g_seq = 0;
 
-const char* level_word(Level l) {
+}  // namespace
+
+const char* level_name(Level l) noexcept {
   switch (l) {
     case Level::error: return "error";
     case Level::warning: return "warning";
@@ -24,18 +27,17 @@ const char* level_word(Level l) {
   return "?";
 }
 
-}  // namespace
-
 void Log::write(Level l, std::string_view line) {
   static const bool journal = ::isatty(STDERR_FILENO) == 0;
   std::string text;
   if (journal) {
     text = "<" + std::to_string(static_cast<int>(l)) + ">" + std::string(line) + "\n";
   } else {
-    text = std::string(level_word(l)) + ": " + std::string(line) + "\n";
+    text = std::string(level_name(l)) + ": " + std::string(line) + "\n";
   }
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::lock_guard lock(g_mutex);
-  g_recent.emplace_back(line);
+  g_recent.push_back(LogEntry{++g_seq, now, l, std::string(line)});
   if (g_recent.size() > 50) g_recent.pop_front();
   if (!quiet_.load()) std::fwrite(text.data(), 1, text.size(), stderr);
 }
@@ -55,8 +57,14 @@ std::string Log::recent(std::size_t lines) {
   std::lock_guard lock(g_mutex);
   std::string out;
   const auto n = std::min(lines, g_recent.size());
-  for (auto it = g_recent.end() - static_cast<std::ptrdiff_t>(n); it != g_recent.end(); ++it) out += *it + "\n";
+  for (auto it = g_recent.end() - static_cast<std::ptrdiff_t>(n); it != g_recent.end(); ++it) out += it->text + "\n";
   return out;
+}
+
+std::vector<LogEntry> Log::recent_entries(std::size_t lines) {
+  std::lock_guard lock(g_mutex);
+  const auto n = std::min(lines, g_recent.size());
+  return {g_recent.end() - static_cast<std::ptrdiff_t>(n), g_recent.end()};
 }
 
 }  // namespace bodydock::dock

@@ -4,15 +4,26 @@
 /// line ("slot 2 BC-0001 seg 7: ..."). Never log keys, tokens or passwords.
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace bodydock::dock {
 
 enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+const char* level_name(Level l) noexcept;
+
+/// A logged line as the web page's event list shows it.
+struct LogEntry {
+  std::uint64_t seq = 0;     ///< counts every line since start
+  std::int64_t unix_ms = 0;
+  Level level = Level::info;
+  std::string text;
+};
 
 class Log {
  public:
@@ -23,6 +34,8 @@ class Log {
   static void write(Level l, std::string_view line);
   /// The last few lines, newest last (the live table shows them under the slots).
   static std::string recent(std::size_t lines);
+  /// The last few entries (at most 50 are kept), oldest first.
+  static std::vector<LogEntry> recent_entries(std::size_t lines);
 
  private:
   static inline std::atomic<Level> max_{Level::info};

@@ -275,6 +275,7 @@ asio::awaitable<error_code> Session::authenticate(std::string& refused) {
   }
   camera_key_ = cert.key;
   const std::chrono::duration<double, std::milli> took = Clock::now() - started;
+  status_.officer = cert.officer;
   co_await dock_.camera_authenticated(serial_, answer->camera_cert, cert.officer);
   log(Level::info, tag_, ": authenticated (officer ", cert.officer, ") in ", took.count(), " ms");
   boost::json::object d;
@@ -826,6 +827,10 @@ asio::awaitable<SessionEnd> Session::run() {
     if (auto ec = co_await authenticate(refused)) co_return end_with(ec, "authentication");
     if (!refused.empty()) co_return co_await charge_only(std::move(refused));
   }
+  if (auto revoked = co_await dock_.camera_revoked(serial_)) {
+    std::string why = "revoked at this dock by " + *revoked;
+    co_return co_await charge_only(std::move(why));
+  }
   if (auto ec = co_await refresh_status()) co_return end_with(ec, "status");
   if (overheated_) co_return overheated();
   if (auto ec = co_await set_clock()) co_return end_with(ec, "clock");
@@ -871,7 +876,8 @@ asio::awaitable<SessionEnd> Session::run() {
     for (const auto& r : now) {
       if (!on_camera_.contains(r.seq)) continue;
       waiting += r.state == SegState::spooled || r.state == SegState::stored ? 1 : 0;
-      left_on_camera += r.state != SegState::erased ? 1 : 0;
+      // A quarantined segment an admin chose to keep is meant to stay: not a reason for attention.
+      left_on_camera += r.state != SegState::erased && !r.kept ? 1 : 0;
     }
     if (waiting == 0) {
       // Green only when the camera holds nothing of ours any more; anything else (quarantined,

@@ -106,6 +106,18 @@ ALTER TABLE segments ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 DROP INDEX segments_by_state;
 CREATE INDEX segments_by_state ON segments(state, priority DESC, updated_ms);
 )sql",
+    // Decisions of the dock's admins: cameras revoked at this dock (charge-only until the
+    // centre's CRL says the same or an admin lifts it), and quarantined segments an admin chose
+    // to keep on the camera (they no longer hold the slot's light on attention).
+    R"sql(
+CREATE TABLE revoked_cameras(
+  serial TEXT PRIMARY KEY,
+  by_whom TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  time_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE segments ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -160,7 +172,7 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms, custody_receipt";
+constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms, custody_receipt, kept";
 
 SegmentRow read_row(Stmt& s) {
   SegmentRow r;
@@ -182,6 +194,7 @@ SegmentRow read_row(Stmt& s) {
     const auto b = s.blob(10);
     r.custody_receipt.assign(b.begin(), b.end());
   }
+  r.kept = s.i64(11) != 0;
   return r;
 }
 
@@ -377,6 +390,49 @@ std::map<SegState, std::uint64_t> StateDb::counts() {
   while (s.step())
     if (auto st = state_from_name(s.text(0))) out[*st] = static_cast<std::uint64_t>(s.i64(1));
   return out;
+}
+
+void StateDb::revoke_camera(const std::string& serial, const std::string& by, const std::string& reason) {
+  Stmt s(db_, "INSERT INTO revoked_cameras(serial, by_whom, reason, time_ms) VALUES(?1, ?2, ?3, ?4) "
+              "ON CONFLICT(serial) DO UPDATE SET by_whom=?2, reason=?3, time_ms=?4");
+  s.bind(1, serial).bind(2, by).bind(3, reason).bind(4, now_ms()).step();
+}
+
+std::optional<std::string> StateDb::camera_revoked(const std::string& serial) {
+  Stmt s(db_, "SELECT by_whom, reason FROM revoked_cameras WHERE serial=?1");
+  s.bind(1, serial);
+  if (!s.step()) return std::nullopt;
+  return s.text(0) + ": " + s.text(1);
+}
+
+bool StateDb::keep_quarantined(const std::string& serial, std::uint64_t seq, std::string_view why) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt s(db_, "UPDATE segments SET kept=1, reason=?3, updated_ms=?4 WHERE serial=?1 AND seq=?2 AND state='QUARANTINED'");
+    const auto t = now_ms();
+    s.bind(1, serial).bind(2, seq).bind(3, why).bind(4, t).step();
+    const bool changed = sqlite3_changes(db_) == 1;
+    if (changed) {
+      Stmt h(db_, "INSERT INTO history(time_ms, serial, seq, state, detail) VALUES(?1, ?2, ?3, 'QUARANTINED', ?4)");
+      h.bind(1, t).bind(2, serial).bind(3, seq).bind(4, why).step();
+    }
+    exec("COMMIT");
+    return changed;
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+QueueView StateDb::queue_view() {
+  QueueView v;
+  v.counts = counts();
+  v.spool_bytes = spool_bytes();
+  Stmt s(db_, "SELECT COALESCE(SUM(size), 0), MIN(updated_ms) FROM segments WHERE state='SPOOLED'");
+  s.step();
+  v.spooled_bytes = static_cast<std::uint64_t>(s.i64(0));
+  if (!s.is_null(1)) v.oldest_spooled_ms = s.i64(1);
+  return v;
 }
 
 std::vector<std::string> StateDb::history(const std::string& serial, std::uint64_t seq) {

@@ -42,6 +42,7 @@ struct SegmentRow {
   std::uint32_t attempts = 0;      ///< store attempts that failed
   std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's at the listing docking
   proto::Bytes custody_receipt;    ///< signed when storage confirmed it (PROTOCOL.md 9); empty before
+  bool kept = false;               ///< QUARANTINED and an admin chose to keep it on the camera
 };
 
 /// Optional fields a transition sets together with the state.
@@ -55,6 +56,14 @@ struct SegUpdate {
 };
 
 enum class ListedResult { inserted, known, conflict };
+
+/// The queue and spool at a glance (web page, metrics).
+struct QueueView {
+  std::map<SegState, std::uint64_t> counts;      ///< segments per state, all cameras
+  std::uint64_t spooled_bytes = 0;               ///< bytes waiting for storage (SPOOLED)
+  std::optional<std::int64_t> oldest_spooled_ms;  ///< when the longest-waiting segment was spooled (Unix ms)
+  std::uint64_t spool_bytes = 0;                 ///< as spool_bytes()
+};
 
 /// How a camera proved who it is at its last authenticated docking.
 struct CameraIdentity {
@@ -92,6 +101,14 @@ class StateDb {
   std::uint64_t spool_bytes();
   /// Counts per state over all cameras.
   std::map<SegState, std::uint64_t> counts();
+  QueueView queue_view();
+  /// An admin revoked the camera at this dock: it gets charge-only until lifted. Idempotent.
+  void revoke_camera(const std::string& serial, const std::string& by, const std::string& reason);
+  /// "by: reason" if the camera is revoked at this dock.
+  std::optional<std::string> camera_revoked(const std::string& serial);
+  /// An admin keeps a QUARANTINED segment on the camera (history row with `why`); false if
+  /// the segment is not quarantined.
+  bool keep_quarantined(const std::string& serial, std::uint64_t seq, std::string_view why);
   /// History rows of one segment, oldest first ("listed", "pulling", ...).
   std::vector<std::string> history(const std::string& serial, std::uint64_t seq);
   /// The audit log's newest committed entry (seq, hash), for spotting a removed tail.

@@ -107,6 +107,21 @@ asio::awaitable<bool> UsbSlots::power_cycle(unsigned slot, std::string port, std
   co_return true;
 }
 
+std::optional<std::string> UsbSlots::request_power_cycle(unsigned slot) {
+  if (power_ == nullptr) return "this dock has no port power control";
+  if (closing_) return "the dock is stopping";
+  for (const auto& [port, s] : slot_of_port_) {
+    if (s != slot) continue;
+    if (cycling_.contains(port)) return "slot " + std::to_string(slot) + " is being power-cycled already";
+    power_cycles_[port] = 0;
+    given_up_.erase(port);
+    asio::co_spawn(dock_.executor(), power_cycle(slot, port, "power cycle asked by an admin"),
+                   [](std::exception_ptr e, bool) { log_if_failed("power cycle", e); });
+    return std::nullopt;
+  }
+  return "slot " + std::to_string(slot) + " has no USB port on this board";
+}
+
 asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
   // Policy: every slot is powered when the dock starts (cameras charge even before they sync).
   for (const auto& [port, slot] : slot_of_port_) {
@@ -159,7 +174,7 @@ asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::uniq
   co_await link->shutdown();
   links_.erase(port);
   link.reset();
-  bool retrying = false;
+  bool retrying = cycling_.contains(port);  // an admin's power cycle: the camera comes back
   if (end == SessionEnd::unresponsive) {
     retrying = co_await power_cycle(slot, port, "camera not answering");
   } else if (end == SessionEnd::overheated && power_) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -37,6 +38,10 @@ class UsbSlots {
   /// Powers every slot when started and revives cameras that stop answering, or that are
   /// attached but never enumerate, by switching their port off and on (bounded).
   void set_port_power(hw::PortPower* power, PowerPolicy policy);
+  /// An admin's power cycle of a slot's port (the web page): the camera is switched off and on
+  /// and its session resumes at the new docking. Resets the slot's count of automatic cycles.
+  /// nullopt when started, else why not.
+  std::optional<std::string> request_power_cycle(unsigned slot);
   /// Called whenever a session on a slot ends; `retrying` when a power cycle is under way and
   /// the camera is expected back.
   std::function<void(unsigned slot, SessionEnd, bool retrying)> on_session_end;

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <thread>
 
 using namespace bodydock;
 
@@ -239,6 +240,52 @@ BOOST_AUTO_TEST_CASE(demo_footage_decrypts_only_at_the_centre_and_only_with_a_pu
   }
   for (const auto& s : secrets) BOOST_CHECK(std::search(demo_log.begin(), demo_log.end(), s.begin(), s.end()) == demo_log.end());
   BOOST_TEST_MESSAGE("searched " << files.size() << " files, " << searched << " bytes, for " << secrets.size() << " secrets");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// `dockctl status` against a running dock's web API: the same slots, with progress bars; and
+// a clear message and exit 1 when no dock answers. The demo prints its page's address.
+BOOST_AUTO_TEST_SUITE(dockctl_status)
+
+BOOST_AUTO_TEST_CASE(status_of_a_running_demo_and_of_no_dock) {
+  test::TempDir dir;
+  const auto log = dir / "demo.log";
+  test::Daemon demo({DOCKD_PATH, "demo", "--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--store", (dir / "store").string(),
+                     "--state", (dir / "state").string(), "--no-table", "--web", "127.0.0.1:0"},
+                    log);
+  // The address appears once the page listens (bounded wait on the demo's own output).
+  std::string url;
+  for (int i = 0; i < 600 && url.empty(); ++i) {
+    const auto text = test::slurp(log);
+    if (const auto at = text.find("web page: http://"); at != std::string::npos && text.find('\n', at) != std::string::npos)
+      url = text.substr(at + 10, text.find('\n', at) - at - 10);
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  BOOST_REQUIRE_MESSAGE(!url.empty(), test::slurp(log));
+  // Until both cameras are safe to take.
+  std::string out;
+  int rc = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "status", "--url", url}, dir / "out.log");
+    BOOST_REQUIRE_MESSAGE(rc == 0, out);
+    if (contains(out, "BC-0001") && contains(out, "BC-0002") && contains(out, "stored 4 segments")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  BOOST_TEST(contains(out, "slot LED"));
+  BOOST_TEST(contains(out, "[####################]"));
+  BOOST_TEST(contains(out, "stored 4 segments"));
+  BOOST_TEST(contains(out, "uplink: "));
+  BOOST_TEST(contains(out, "spool: "));
+  BOOST_TEST(!contains(out, "\x1b["), "no colour codes when not on a terminal");
+  demo.terminate();
+  BOOST_TEST(demo.wait_exit(std::chrono::seconds(20)) == 0);
+  // No dock: a clear message, exit 1.
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "status", "--url", url}, dir / "out.log");
+  BOOST_TEST(rc == 1);
+  BOOST_TEST(contains(out, "the dock is not answering at"), out);
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "status", "--frob"}, dir / "out.log");
+  BOOST_TEST(rc == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -45,11 +45,11 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 6);
+    BOOST_CHECK_EQUAL(db.schema_version(), 7);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 6);
+  BOOST_CHECK_EQUAL(db.schema_version(), 7);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
 }

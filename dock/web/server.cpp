@@ -1,0 +1,636 @@
+#include "dock/web/server.hpp"
+
+#include "dock/blocking.hpp"
+#include "dock/log.hpp"
+#include "dock/web/assets.hpp"
+#include "dock/web/auth.hpp"
+#include "dock/web/status.hpp"
+#include "usb/async_event.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <set>
+
+namespace bodydock::dock::web {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw std::invalid_argument("'" + text + "' is not ADDR:PORT ([v6-address]:PORT for IPv6)");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) throw std::invalid_argument("'" + text + "' is not ADDR:PORT, e.g. 127.0.0.1:8080");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (ec) throw std::invalid_argument("'" + host + "' is not an IP address (the page listens on an address of this machine, e.g. 127.0.0.1)");
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }) ||
+      std::stoul(port) > 65535)
+    throw std::invalid_argument("'" + port + "' is not a port number (0..65535)");
+  return {host, static_cast<std::uint16_t>(std::stoul(port))};
+}
+
+namespace {
+
+/// What a handler answers.
+struct Reply {
+  http::status status = http::status::ok;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool cacheable = false;  ///< a static asset (revalidated by ETag)
+};
+
+Reply json_reply(http::status status, const json::value& v) {
+  Reply r;
+  r.status = status;
+  r.body = json::serialize(v);
+  r.body += '\n';
+  return r;
+}
+
+Reply error_reply(http::status status, std::string_view message) {
+  return json_reply(status, json::object{{"error", message}});
+}
+
+/// A request target the page could ever serve: a plain absolute path, no dot segments,
+/// escapes, backslashes or control characters. Everything else is refused before routing.
+bool clean_target(std::string_view target) {
+  if (target.empty() || target.front() != '/' || target.size() > 256) return false;
+  const auto path = target.substr(0, target.find('?'));
+  if (path.find("..") != std::string_view::npos || path.find("//") != std::string_view::npos) return false;
+  return std::none_of(path.begin(), path.end(), [](unsigned char c) { return c < 0x20 || c >= 0x7f || c == '\\' || c == '%'; });
+}
+
+std::string etag_of(std::string_view body) {
+  // FNV-1a: a change detector for the embedded files, not a security function.
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body) h = (h ^ c) * 1099511628211ull;
+  char out[24];
+  std::snprintf(out, sizeof out, "\"%016llx\"", static_cast<unsigned long long>(h));
+  return out;
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+const json::value* field(const json::object& o, std::string_view key) {
+  const auto it = o.find(key);
+  return it == o.end() ? nullptr : &it->value();
+}
+
+std::optional<std::string> string_field(const json::object& o, std::string_view key, std::size_t max) {
+  const auto* v = field(o, key);
+  if (!v || !v->is_string() || v->as_string().size() > max) return std::nullopt;
+  return std::string(v->as_string());
+}
+
+}  // namespace
+
+struct WebServer::Impl {
+  Impl(asio::io_context& ioc_, Dock& dock_, WebOptions o, AdminHooks h)
+      : ioc(ioc_), dock(dock_), opts(std::move(o)), hooks(std::move(h)), acceptor(ioc_), pushed(ioc_.get_executor()) {}
+
+  asio::io_context& ioc;
+  Dock& dock;
+  WebOptions opts;
+  AdminHooks hooks;
+  tcp::acceptor acceptor;
+  std::unique_ptr<ssl::context> tls;
+  AccountStore accounts;
+  SessionStore sessions;
+  LoginThrottle throttle;
+  asio::thread_pool kdf_pool{1};  ///< password checks: one at a time (each takes 32 MiB and ~0.1 s)
+  RateHistory history;
+  std::shared_ptr<const std::string> status;  ///< the newest /api/v1/status body
+  std::int64_t status_ms = 0;
+  std::uint64_t generation = 0;
+  usb::AsyncEvent pushed;
+  std::size_t connections = 0;
+  std::size_t streams = 0;
+  std::set<tcp::socket*> open_sockets;
+  bool stopping = false;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  [[nodiscard]] bool https() const { return tls != nullptr; }
+
+  asio::awaitable<void> refresh() {
+    Snapshot snap;
+    snap.unix_ms = unix_ms();
+    snap.queue = co_await dock.queue_view();
+    snap.quarantined = co_await dock.in_state(SegState::quarantined);
+    std::error_code ec;
+    const auto space = std::filesystem::space(dock.config().state_dir / "spool", ec);
+    snap.spool_free_bytes = ec ? 0 : space.available;
+    history.update(dock.totals().pulled_bytes, dock.totals().stored_bytes, snap.unix_ms);
+    last_queue = snap.queue;
+    last_free = snap.spool_free_bytes;
+    auto body = json::serialize(status_json(dock, snap, history, Log::recent_entries(12)));
+    body += '\n';
+    status = std::make_shared<const std::string>(std::move(body));
+    status_ms = snap.unix_ms;
+    ++generation;
+    pushed.notify();
+  }
+  QueueView last_queue;
+  std::uint64_t last_free = 0;
+
+  asio::awaitable<void> pusher(std::shared_ptr<bool> live) {
+    asio::steady_timer timer(ioc);
+    while (*live && !stopping) {
+      try {
+        co_await refresh();
+      } catch (const std::exception& e) {
+        log(Level::warning, "web page: cannot read the dock's state: ", e.what());
+      }
+      timer.expires_after(opts.push_interval);
+      co_await timer.async_wait(kTuple);
+    }
+  }
+
+  asio::awaitable<void> accept_loop(std::shared_ptr<bool> live) {
+    while (*live && !stopping) {
+      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !*live || stopping) co_return;
+        log(Level::warning, "web page: accept failed: ", ec.message());
+        asio::steady_timer pause(ioc, std::chrono::milliseconds(100));  // e.g. out of file descriptors
+        co_await pause.async_wait(kTuple);
+        continue;
+      }
+      if (connections >= opts.max_connections) {
+        // Over the limit: a short refusal, never a queue that grows.
+        static const std::string busy =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\nConnection: close\r\n\r\n";
+        boost::system::error_code ignored;
+        socket.non_blocking(true, ignored);
+        socket.write_some(asio::buffer(busy), ignored);
+        socket.close(ignored);
+        continue;
+      }
+      ++connections;
+      asio::co_spawn(ioc, connection(std::move(socket), live), [this, live](std::exception_ptr e) {
+        if (*live) --connections;
+        log_if_failed("web page: connection", e);
+      });
+    }
+  }
+
+  asio::awaitable<void> connection(tcp::socket socket, std::shared_ptr<bool> live) {
+    boost::system::error_code ec;
+    const auto peer_ep = socket.remote_endpoint(ec);
+    const std::string peer = ec ? "?" : peer_ep.address().to_string();
+    if (https()) {
+      beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+      beast::get_lowest_layer(stream).expires_after(opts.request_timeout);
+      auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
+      if (hec) co_return;  // scanners and plain-HTTP clients end here
+      co_await serve(stream, peer, live);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      co_await stream.async_shutdown(kTuple);
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve(stream, peer, live);
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> serve(Stream& stream, const std::string& peer, std::shared_ptr<bool> live) {
+    beast::flat_buffer buffer(opts.max_header_bytes + opts.max_body_bytes);
+    bool first = true;
+    while (*live && !stopping) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+      parser.body_limit(opts.max_body_bytes);
+      // The first byte may take the idle time; the whole request must then arrive in time.
+      auto& lowest = beast::get_lowest_layer(stream);
+      lowest.expires_after(first ? opts.request_timeout : opts.idle_timeout);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      if (!hec && !first) {
+        lowest.expires_after(opts.request_timeout);
+      }
+      boost::system::error_code ec = hec;
+      if (!ec) {
+        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+        ec = bec;
+      }
+      first = false;
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset ||
+          ec == asio::error::eof || ec == asio::error::operation_aborted)
+        co_return;
+      if (ec) {
+        // Oversized or malformed: answer once, then close.
+        const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit || ec == http::error::buffer_overflow;
+        log(Level::notice, "web page: bad request from ", peer, ": ", ec.message());
+        Reply r = too_big ? error_reply(http::status::payload_too_large, "request too large")
+                          : error_reply(http::status::bad_request, "malformed request");
+        auto res = finish(r, 11, false);
+        co_await write(stream, res);
+        co_return;
+      }
+      auto req = parser.release();
+      if (req.method() == http::verb::get && req.target() == "/api/v1/events") {
+        co_await event_stream(stream, req, live);
+        co_return;
+      }
+      Reply r = co_await handle(req, peer);
+      auto res = finish(r, req.version(), req.keep_alive());
+      const bool keep = res.keep_alive();
+      if (!co_await write(stream, res)) co_return;
+      if (!keep) co_return;
+    }
+  }
+
+  http::response<http::string_body> finish(Reply& r, unsigned version, bool keep_alive) {
+    http::response<http::string_body> res{r.status, version};
+    res.set(http::field::server, "bodydock");
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, r.cacheable ? "no-cache" : "no-store");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    res.set("Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    if (https()) res.set(http::field::strict_transport_security, "max-age=31536000");
+    for (auto& [k, v] : r.headers) res.insert(k, v);
+    res.body() = std::move(r.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+  }
+
+  template <typename Stream>
+  asio::awaitable<bool> write(Stream& stream, http::response<http::string_body>& res) {
+    beast::get_lowest_layer(stream).expires_after(opts.write_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    co_return !ec;
+  }
+
+  /// Server-Sent Events: the status now, then each new one as it is made. A client that does
+  /// not keep up is dropped (its writes time out), so it never holds memory or the loop.
+  template <typename Stream>
+  asio::awaitable<void> event_stream(Stream& stream, const http::request<http::string_body>& req, std::shared_ptr<bool> live) {
+    if (auto refused = check_viewer(req)) {
+      auto res = finish(*refused, req.version(), false);
+      co_await write(stream, res);
+      co_return;
+    }
+    if (streams >= opts.max_event_streams) {
+      Reply r = error_reply(http::status::service_unavailable, "too many live views; try again later");
+      r.headers.emplace_back("Retry-After", "10");
+      auto res = finish(r, req.version(), false);
+      co_await write(stream, res);
+      co_return;
+    }
+    ++streams;
+    struct Count {
+      std::size_t& n;
+      std::shared_ptr<bool> live;
+      ~Count() {
+        if (*live) --n;
+      }
+    } count{streams, live};
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+        "Connection: close\r\n\r\nretry: 2000\n\n";
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_after(opts.write_timeout);
+    auto [hec, hn] = co_await asio::async_write(stream, asio::buffer(head), kTuple);
+    if (hec) co_return;
+    std::uint64_t sent = 0;
+    while (*live && !stopping) {
+      if (!status || sent == generation) {
+        co_await pushed.wait();
+        if (!*live || stopping) co_return;
+        if (sent == generation) continue;
+      }
+      sent = generation;
+      auto body = status;  // keeps this snapshot alive while it is written
+      std::string event = "event: status\ndata: ";
+      event.reserve(body->size() + 32);
+      event.append(*body, 0, body->size() - 1);  // without its final newline
+      event += "\n\n";
+      lowest.expires_after(opts.write_timeout);
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(event), kTuple);
+      if (ec) co_return;
+    }
+  }
+
+  // --- routing -------------------------------------------------------------------------------
+
+  /// The session behind the request's cookie, if any.
+  const SessionStore::Session* session_of(const http::request<http::string_body>& req) {
+    const auto cookie = req.find(http::field::cookie);
+    if (cookie == req.end()) return nullptr;
+    const auto id = cookie_value(cookie->value(), "bodydock_session");
+    if (!id) return nullptr;
+    return sessions.find(*id, Clock::now());
+  }
+
+  std::optional<Reply> check_viewer(const http::request<http::string_body>& req) {
+    if (opts.status_public || session_of(req)) return std::nullopt;
+    return error_reply(http::status::unauthorized, "log in to see the dock's status");
+  }
+
+  asio::awaitable<Reply> handle(const http::request<http::string_body>& req, const std::string& peer) {
+    const auto target = std::string_view(req.target().data(), req.target().size());
+    if (!clean_target(target)) {
+      log(Level::notice, "web page: refused path from ", peer);
+      co_return error_reply(http::status::bad_request, "bad path");
+    }
+    const auto path = target.substr(0, target.find('?'));
+    const auto verb = req.method();
+    if (verb == http::verb::get || verb == http::verb::head) {
+      if (path == "/api/v1/status") {
+        if (auto refused = check_viewer(req)) co_return *refused;
+        if (!status || unix_ms() - status_ms > 250) co_await refresh();
+        Reply r;
+        r.body = *status;
+        co_return r;
+      }
+      if (path == "/metrics") {
+        if (auto refused = check_viewer(req)) co_return *refused;
+        if (!status || unix_ms() - status_ms > 250) co_await refresh();
+        Snapshot snap;
+        snap.unix_ms = status_ms;
+        snap.queue = last_queue;
+        snap.spool_free_bytes = last_free;
+        Reply r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = metrics_text(dock, snap);
+        co_return r;
+      }
+      if (path == "/api/v1/session") co_return session_info(req);
+      const auto wanted = path == "/" ? std::string_view("/index.html") : path;
+      for (const auto& a : assets()) {
+        if (a.path != wanted) continue;
+        Reply r;
+        r.cacheable = true;
+        r.content_type = std::string(a.content_type);
+        const auto tag = etag_of(a.body);
+        r.headers.emplace_back("ETag", tag);
+        const auto inm = req.find(http::field::if_none_match);
+        if (inm != req.end() && inm->value() == tag) {
+          r.status = http::status::not_modified;
+          co_return r;
+        }
+        r.body = std::string(a.body);
+        co_return r;
+      }
+      co_return error_reply(http::status::not_found, "not found");
+    }
+    if (verb != http::verb::post) {
+      Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
+      r.headers.emplace_back("Allow", "GET, HEAD, POST");
+      co_return r;
+    }
+    // Every POST: JSON only (a cross-site form cannot send it without a preflight we never
+    // grant), and from this page's own origin when the browser says where it comes from.
+    if (auto refused = check_post(req)) co_return *refused;
+    if (path == "/api/v1/login") co_return co_await login(req, peer);
+    if (path == "/api/v1/logout") {
+      Reply r = json_reply(http::status::ok, json::object{{"ok", true}});
+      if (const auto* s = session_of(req)) {
+        if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
+        sessions.end(s->id);
+      }
+      r.headers.emplace_back("Set-Cookie", clear_session_cookie(https()));
+      co_return r;
+    }
+    if (path.starts_with("/api/v1/actions/")) co_return co_await action(req, path.substr(16), peer);
+    co_return error_reply(http::status::not_found, "not found");
+  }
+
+  static std::string_view header(const http::request<http::string_body>& req, std::string_view name) {
+    const auto it = req.find(name);
+    return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
+  }
+
+  std::optional<Reply> check_post(const http::request<http::string_body>& req) {
+    const auto type = header(req, "Content-Type");
+    if (type.substr(0, type.find(';')) != "application/json")
+      return error_reply(http::status::unsupported_media_type, "send JSON (Content-Type: application/json)");
+    const auto origin = header(req, "Origin");
+    const auto host = header(req, "Host");
+    if (!origin.empty()) {
+      const std::string expected = std::string(https() ? "https://" : "http://") + std::string(host);
+      if (host.empty() || origin != expected) return error_reply(http::status::forbidden, "cross-origin request refused");
+    }
+    return std::nullopt;
+  }
+
+  Reply session_info(const http::request<http::string_body>& req) {
+    const auto* s = session_of(req);
+    if (!s) return json_reply(http::status::ok, json::object{{"user", nullptr}, {"accounts", !accounts.empty()}});
+    return json_reply(http::status::ok,
+                      json::object{{"user", s->user}, {"role", s->role == Role::admin ? "admin" : "viewer"}, {"csrf", s->csrf}});
+  }
+
+  /// scrypt on its own thread (a plain function: no lambda may cross a co_await, blocking.hpp).
+  auto check_password(std::string user, std::string password) {
+    return run_blocking(kdf_pool, [store = &accounts, user = std::move(user), password = std::move(password)] { return store->check(user, password); });
+  }
+
+  asio::awaitable<Reply> login(const http::request<http::string_body>& req, const std::string& peer) {
+    boost::system::error_code ec;
+    auto body = json::parse(req.body(), ec);
+    if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "send {\"user\": ..., \"password\": ...}");
+    const auto user = string_field(body.as_object(), "user", 64);
+    const auto password = string_field(body.as_object(), "password", 256);
+    if (!user || !password || user->empty() || password->empty())
+      co_return error_reply(http::status::bad_request, "send {\"user\": ..., \"password\": ...}");
+    const auto now = Clock::now();
+    const std::string by_peer = "addr " + peer, by_user = "user " + *user;
+    auto wait = throttle.blocked(by_peer, now);
+    if (auto w = throttle.blocked(by_user, now); w && (!wait || *w > *wait)) wait = w;
+    if (wait) {
+      Reply r = error_reply(http::status::too_many_requests, "too many failed logins; wait and try again");
+      r.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+      co_return r;
+    }
+    // scrypt off the event loop: the slots keep being served while a password is checked.
+    auto account = co_await check_password(*user, *password);
+    AuditEvent e;
+    e.event = "web login";
+    e.actor = "web " + *user;
+    e.details["from"] = peer;
+    if (!account) {
+      throttle.failed(by_peer, Clock::now());
+      throttle.failed(by_user, Clock::now());
+      log(Level::warning, "web page: failed login for '", *user, "' from ", peer);
+      e.why = "login refused: wrong user name or password";
+      co_await dock.audit_by(std::move(e));
+      co_return error_reply(http::status::unauthorized, "wrong user name or password");
+    }
+    throttle.succeeded(by_peer);
+    throttle.succeeded(by_user);
+    const auto& s = sessions.create(account->name, account->role, Clock::now());
+    log(Level::notice, "web page: ", account->name, " logged in from ", peer);
+    e.why = "logged in";
+    co_await dock.audit_by(std::move(e));
+    Reply r = json_reply(http::status::ok, json::object{{"user", s.user}, {"role", s.role == Role::admin ? "admin" : "viewer"}, {"csrf", s.csrf}});
+    r.headers.emplace_back("Set-Cookie", session_cookie(s.id, https(), std::chrono::hours(8)));
+    co_return r;
+  }
+
+  asio::awaitable<Reply> action(const http::request<http::string_body>& req, std::string_view name, const std::string& peer) {
+    const auto* s = session_of(req);
+    if (!s) co_return error_reply(http::status::unauthorized, "log in first");
+    if (s->role != Role::admin) co_return error_reply(http::status::forbidden, "this account may only view");
+    if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
+    const std::string admin = "admin " + s->user;  // the session may end while this action waits
+    boost::system::error_code ec;
+    auto parsed = json::parse(req.body().empty() ? std::string_view("{}") : std::string_view(req.body()), ec);
+    if (ec || !parsed.is_object()) co_return error_reply(http::status::bad_request, "the body must be a JSON object");
+    const auto& body = parsed.as_object();
+    const auto reason = string_field(body, "reason", 500).value_or("");
+    AuditEvent e;
+    e.actor = admin;
+    e.event = "admin action";
+    e.details["action"] = name;
+    e.details["from"] = peer;
+    e.why = reason.empty() ? std::string(name) : std::string(name) + ": " + reason;
+    std::string done;
+    if (name == "retry") {
+      dock.retry_now();
+      done = "uploads retry now";
+    } else if (name == "pause" || name == "resume") {
+      dock.pause_uploads(name == "pause");
+      done = name == "pause" ? "uploads paused" : "uploads resumed";
+    } else if (name == "power-cycle") {
+      const auto* slot = field(body, "slot");
+      if (!slot || !slot->is_int64() || slot->as_int64() < 1 || slot->as_int64() > static_cast<std::int64_t>(dock.config().slots))
+        co_return error_reply(http::status::bad_request, "power-cycle needs \"slot\": 1.." + std::to_string(dock.config().slots));
+      const auto n = static_cast<unsigned>(slot->as_int64());
+      if (!hooks.power_cycle) co_return error_reply(http::status::conflict, "this dock cannot switch its ports");
+      if (auto err = hooks.power_cycle(n)) co_return error_reply(http::status::conflict, *err);
+      e.slot = n;
+      e.camera = dock.slots().at(n - 1).serial;
+      done = "slot " + std::to_string(n) + " power-cycled";
+    } else if (name == "revoke") {
+      const auto serial = string_field(body, "serial", 64);
+      if (!serial || serial->empty()) co_return error_reply(http::status::bad_request, "revoke needs \"serial\"");
+      if (reason.empty()) co_return error_reply(http::status::bad_request, "revoke needs a written \"reason\"");
+      if (auto err = co_await dock.revoke_camera(*serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
+      e.camera = *serial;
+      done = "camera " + *serial + " revoked at this dock";
+    } else if (name == "quarantine") {
+      const auto serial = string_field(body, "serial", 64);
+      const auto* seq = field(body, "segment");
+      const auto decision = string_field(body, "decision", 16);
+      if (!serial || !seq || !seq->is_int64() || seq->as_int64() < 0 || !decision || (*decision != "release" && *decision != "keep"))
+        co_return error_reply(http::status::bad_request, "quarantine needs \"serial\", \"segment\" and \"decision\": release or keep");
+      if (reason.empty()) co_return error_reply(http::status::bad_request, "a quarantine decision needs a written \"reason\"");
+      const auto n = static_cast<std::uint64_t>(seq->as_int64());
+      if (auto err = co_await dock.decide_quarantine(*serial, n, *decision == "release", admin, reason))
+        co_return error_reply(http::status::conflict, *err);
+      e.camera = *serial;
+      e.segment = n;
+      done = "segment " + std::to_string(n) + " of " + *serial + (*decision == "release" ? " released: it is pulled and checked again" : " kept in quarantine");
+    } else {
+      co_return error_reply(http::status::not_found, "no such action");
+    }
+    status_ms = 0;  // the next status shows what the action changed
+    log(Level::notice, "web page: ", admin, ": ", done, reason.empty() ? "" : " (", reason, reason.empty() ? "" : ")");
+    // Revocations and quarantine decisions were audited by the dock, in the step that made them.
+    if (name != "revoke" && name != "quarantine") co_await dock.audit_by(std::move(e));
+    co_return json_reply(http::status::ok, json::object{{"ok", true}, {"message", done}});
+  }
+};
+
+WebServer::WebServer(asio::io_context& ioc, Dock& dock, WebOptions options, AdminHooks hooks)
+    : impl_(std::make_unique<Impl>(ioc, dock, std::move(options), std::move(hooks))) {
+  auto& o = impl_->opts;
+  const std::string where = o.address + ":" + std::to_string(o.port);
+  if (!o.tls_cert.empty()) {
+    impl_->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    impl_->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    impl_->tls->use_certificate_chain_file(o.tls_cert.string(), ec);
+    if (ec) throw std::runtime_error("web page: cannot use certificate " + o.tls_cert.string() + ": " + ec.message());
+    impl_->tls->use_private_key_file(o.tls_key.string(), ssl::context::pem, ec);
+    if (ec) throw std::runtime_error("web page: cannot use key " + o.tls_key.string() + ": " + ec.message());
+  }
+  if (!o.accounts_file.empty()) {
+    impl_->accounts = AccountStore::load(o.accounts_file);
+    for (const auto& w : impl_->accounts.warnings) log(Level::warning, "web page: ", w);
+  }
+  boost::system::error_code ec;
+  const tcp::endpoint ep(asio::ip::make_address(o.address, ec), o.port);
+  if (ec) throw std::runtime_error("web page: '" + o.address + "' is not an IP address");
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("web page: cannot listen on " + where + ": " + ec.message());
+}
+
+WebServer::~WebServer() {
+  stop();
+  *impl_->alive = false;
+  impl_->kdf_pool.join();
+}
+
+void WebServer::start() {
+  auto live = impl_->alive;
+  asio::co_spawn(impl_->ioc, impl_->accept_loop(live), [](std::exception_ptr e) { log_if_failed("web page", e); });
+  asio::co_spawn(impl_->ioc, impl_->pusher(live), [](std::exception_ptr e) { log_if_failed("web page: live updates", e); });
+  log(Level::notice, "web page on ", url(), impl_->accounts.empty() ? " (no accounts: admin actions unavailable)" : "");
+}
+
+void WebServer::stop() {
+  if (impl_->stopping) return;
+  impl_->stopping = true;
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+  impl_->pushed.notify();
+}
+
+std::uint16_t WebServer::port() const {
+  boost::system::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? impl_->opts.port : ep.port();
+}
+
+std::string WebServer::url() const {
+  const auto& a = impl_->opts.address;
+  const bool v6 = a.find(':') != std::string::npos;
+  return std::string(impl_->https() ? "https://" : "http://") + (v6 ? "[" + a + "]" : a) + ":" + std::to_string(port()) + "/";
+}
+
+}  // namespace bodydock::dock::web
