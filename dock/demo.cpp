@@ -3,6 +3,7 @@
 #include "dock/dock.hpp"
 #include "dock/emulated_fleet.hpp"
 #include "dock/files.hpp"
+#include "dock/lights.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/s3_sink.hpp"
 #include "dock/log.hpp"
@@ -65,6 +66,7 @@ struct DemoRun {
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Dock> dock;
   std::unique_ptr<web::WebServer> web;
+  std::unique_ptr<SlotLights> lights;
   std::vector<DemoCamera> cameras;
   // --usb emulated-libusb: the bus must exist before libusb starts (it redirects sysfs and
   // /dev), and outlive it.
@@ -191,6 +193,7 @@ void finish(DemoRun& run) {
   run.stopping = true;
   run.dock->stop();
   if (run.web) run.web->stop();
+  if (run.lights) run.lights->stop();
   for (auto& c : run.cameras)
     if (c.link) c.link->close();
   if (run.usb_slots) run.usb_slots->close_all();
@@ -390,7 +393,7 @@ int run_demo(const std::vector<std::string>& args) {
   unsigned retention_days = 0;
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false;
-  std::string web_listen, web_accounts;
+  std::string web_listen, web_accounts, leds_board;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
@@ -427,6 +430,7 @@ int run_demo(const std::vector<std::string>& args) {
     ("web-accounts", po::value(&web_accounts), "with --web: the accounts file (NAME:ROLE:SCRYPT-HASH a line; default STATE/web-accounts; "
                                                 "when missing, an admin account is made and its password written to STATE/web-admin-password)")
     ("web-private", po::bool_switch(&web_private), "with --web: the status too needs a login (default: anyone who reaches the page sees it)")
+    ("leds", po::value(&leds_board), "board file whose [leds] table drives real slot LEDs (sysfs LED class or GPIO; format in hw/board-example.toml); default: virtual LEDs, shown on the web page and the live table")
     ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
   // clang-format on
   DemoRun run;
@@ -539,6 +543,15 @@ int run_demo(const std::vector<std::string>& args) {
       run.cameras.push_back(std::move(cam));
     }
     for (const auto& f : faults) apply_fault(run, f);
+    std::unique_ptr<hw::LedBackend> leds;
+    if (!leds_board.empty()) {
+      try {
+        leds = load_led_board(leds_board, run.ioc.get_executor(), log_led_errors());
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--leds: ") + e.what());
+      }
+    }
+    run.lights = std::make_unique<SlotLights>(*run.dock, std::move(leds));
     if (!web_listen.empty()) start_web(run, web_listen, web_tls, web_private, web_accounts, state_path);
   } catch (const UsageError& e) {
     std::cerr << "dockd demo: " << e.what() << "\n";
@@ -575,12 +588,14 @@ int run_demo(const std::vector<std::string>& args) {
     for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
   }
   if (live_table) asio::co_spawn(run.ioc, refresh_table(run), log_failure("live table"));
+  asio::co_spawn(run.ioc, run.lights->run(), log_failure("slot lights"));
   if (run.web) {
     run.web->start();
     std::cout << "web page: " << run.web->url() << "\n" << std::flush;
   }
   run.ioc.run();
   if (run.web) run.web->stop();
+  run.lights->dark();
   const std::chrono::duration<double> wall = Clock::now() - t0;
   const auto cpu = cpu_seconds() - cpu0;
   Log::set_quiet(false);

@@ -373,7 +373,7 @@ struct WebServer::Impl {
     }
     const auto path = target.substr(0, target.find('?'));
     const auto verb = req.method();
-    if (verb == http::verb::get || verb == http::verb::head) {
+    if (verb == http::verb::get) {
       if (path == "/api/v1/status") {
         if (auto refused = check_viewer(req)) co_return *refused;
         if (!status || unix_ms() - status_ms > 250) co_await refresh();
@@ -414,7 +414,7 @@ struct WebServer::Impl {
     }
     if (verb != http::verb::post) {
       Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
-      r.headers.emplace_back("Allow", "GET, HEAD, POST");
+      r.headers.emplace_back("Allow", "GET, POST");
       co_return r;
     }
     // Every POST: JSON only (a cross-site form cannot send it without a preflight we never
@@ -485,12 +485,15 @@ struct WebServer::Impl {
     auto account = co_await check_password(*user, *password);
     AuditEvent e;
     e.event = "web login";
-    e.actor = "web " + *user;
+    e.actor = "web page";  // who it was is what the login says, once it succeeds
+    e.details["user"] = *user;
     e.details["from"] = peer;
     if (!account) {
       throttle.failed(by_peer, Clock::now());
       throttle.failed(by_user, Clock::now());
-      log(Level::warning, "web page: failed login for '", *user, "' from ", peer);
+      // The name is the client's: only a well-formed one goes into the log line as it is.
+      log(Level::warning, "web page: failed login for ", valid_account_name(*user) ? "'" + *user + "'" : std::string("a malformed name"), " from ",
+          peer);
       e.why = "login refused: wrong user name or password";
       co_await dock.audit_by(std::move(e));
       co_return error_reply(http::status::unauthorized, "wrong user name or password");
@@ -499,6 +502,7 @@ struct WebServer::Impl {
     throttle.succeeded(by_user);
     const auto& s = sessions.create(account->name, account->role, Clock::now());
     log(Level::notice, "web page: ", account->name, " logged in from ", peer);
+    e.actor = std::string(account->role == Role::admin ? "admin " : "viewer ") + account->name;
     e.why = "logged in";
     co_await dock.audit_by(std::move(e));
     Reply r = json_reply(http::status::ok, json::object{{"user", s.user}, {"role", s.role == Role::admin ? "admin" : "viewer"}, {"csrf", s.csrf}});

@@ -316,8 +316,8 @@ async function main() {
       return {
         pause: entries.find((e) => e.event === 'admin action' && e.actor === 'admin admin' && e.details && e.details.action === 'pause'),
         resume: entries.find((e) => e.event === 'admin action' && e.actor === 'admin admin' && e.details && e.details.action === 'resume'),
-        login: entries.find((e) => e.event === 'web login' && e.actor === 'web admin' && e.why === 'logged in'),
-        refused: entries.find((e) => e.event === 'web login' && e.actor === 'web admin' && /refused/.test(e.why || '')),
+        login: entries.find((e) => e.event === 'web login' && e.actor === 'admin admin' && e.why === 'logged in'),
+        refused: entries.find((e) => e.event === 'web login' && e.details && e.details.user === 'admin' && /refused/.test(e.why || '')),
       };
     };
     let a = find();

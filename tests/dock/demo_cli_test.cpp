@@ -5,6 +5,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+#include <thread>
+
 using namespace bodydock;
 
 namespace {
@@ -36,6 +39,8 @@ BOOST_AUTO_TEST_CASE(bad_arguments_are_refused_with_the_option_named) {
       {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--fault", "slot=5,hang-at=1"}, "slot=1..1"},
       {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--fault", "slot=1,explode=1"}, "unknown fault 'explode'"},
       {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--bogus"}, "bogus"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--web", "localhost:80"}, "--web: 'localhost' is not an IP address"},
+      {{"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--web", "127.0.0.1:99999"}, "--web: '99999' is not a port number"},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.says) {
@@ -153,6 +158,54 @@ BOOST_AUTO_TEST_CASE(sigterm_with_transfers_in_flight_drains_and_exits_0) {
   const auto [rc2, out2] = test::run_command(rest, dir / "out.log");
   BOOST_CHECK_EQUAL(rc2, 0);
   BOOST_CHECK(contains(out2, "every segment is stored and erased"));
+}
+
+
+// The slot LEDs of a board file, on a fake /sys/class/leds tree: they follow the slots to
+// "safe to take" (green: long-on while charging, solid when full) and go dark when the dock stops.
+BOOST_AUTO_TEST_CASE(board_leds_follow_the_slots_and_go_dark_at_stop) {
+  test::TempDir dir;
+  const auto leds = dir / "leds";
+  const auto put = [](const std::filesystem::path& p, const std::string& v) { std::ofstream(p) << v; };
+  std::string board = "[leds]\nbackend = \"sysfs\"\nsysfs_root = \"" + leds.string() + "\"\n";
+  for (int slot = 1; slot <= 2; ++slot) {
+    board += "[[leds.slot]]\nslot = " + std::to_string(slot) + "\n";
+    for (const char* colour : {"red", "green", "blue"}) {
+      const std::string name = std::string("dock:") + colour + ":slot" + std::to_string(slot);
+      std::filesystem::create_directories(leds / name);
+      put(leds / name / "brightness", "0");
+      put(leds / name / "trigger", "none");
+      put(leds / name / "max_brightness", "255");
+      put(leds / name / "delay_on", "500");  // the kernel makes these with the timer trigger
+      put(leds / name / "delay_off", "500");
+      board += std::string(colour) + " = \"" + name + "\"\n";
+    }
+  }
+  put(dir / "board.toml", board);
+  const auto log = dir / "demo.log";
+  test::Daemon d(demo(dir, {"--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--leds", (dir / "board.toml").string()}), log);
+  const auto green = leds / "dock:green:slot1";
+  bool safe = false;
+  for (int i = 0; i < 1200 && !safe; ++i) {
+    const auto trigger = test::slurp(green / "trigger");
+    const bool long_on = trigger == "timer" && test::slurp(green / "delay_on") == "1800" && test::slurp(green / "delay_off") == "200";
+    const bool solid = trigger == "none" && test::slurp(green / "brightness") == "255";
+    safe = (long_on || solid) && test::slurp(leds / "dock:red:slot1" / "brightness") == "0" && test::slurp(leds / "dock:blue:slot1" / "brightness") == "0";
+    if (!safe) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  BOOST_TEST(safe, "slot 1's LED never showed green: " << test::slurp(log));
+  d.terminate();
+  BOOST_TEST(d.wait_exit(std::chrono::seconds(20)) == 0);
+  for (const auto& e : std::filesystem::directory_iterator(leds)) {
+    BOOST_TEST(test::slurp(e.path() / "brightness") == "0", e.path());
+    BOOST_TEST(test::slurp(e.path() / "trigger") == "none", e.path());
+  }
+  // A bad board file is refused, naming the line.
+  put(dir / "bad.toml", "[leds]\nbackend = \"laser\"\n");
+  const auto [rc, out] = test::run_command(demo(dir, {"--cameras", "1", "--segments", "1", "--segment-mib", "1", "--leds", (dir / "bad.toml").string()}),
+                                           dir / "out.log");
+  BOOST_TEST(rc == 2);
+  BOOST_TEST(contains(out, "bad.toml:2"), out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 // oversized requests, slow clients, connection floods). The dock runs on its own thread with
 // an emulated camera; the tests are plain blocking HTTP clients.
 #include "dock/dock.hpp"
+#include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/log.hpp"
 #include "dock/web/auth.hpp"
@@ -18,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -105,6 +107,36 @@ Answer request(std::uint16_t port, const std::string& method, const std::string&
   if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   r += "\r\n" + body;
   return raw(port, r);
+}
+
+/// The same over TLS, trusting only `ca_file` (the fleet CA that issued the dock's certificate).
+Answer raw_tls(std::uint16_t port, const std::filesystem::path& ca_file, const std::string& request) {
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(ca_file.string());
+  asio::ssl::stream<tcp::socket> s(ioc, ctx);
+  s.set_verify_mode(asio::ssl::verify_peer);
+  s.next_layer() = connect_to(ioc, port);
+  s.handshake(asio::ssl::stream_base::client);
+  boost::system::error_code ec;
+  asio::write(s, asio::buffer(request), ec);
+  std::string all;
+  char buf[65536];
+  for (;;) {
+    const auto n = s.read_some(asio::buffer(buf), ec);
+    all.append(buf, n);
+    if (ec) break;
+  }
+  Answer a;
+  const auto end = all.find("\r\n\r\n");
+  if (all.size() < 12 || end == std::string::npos) {
+    a.closed_without_answer = true;
+    return a;
+  }
+  a.status = std::stoi(all.substr(9, 3));
+  a.head = all.substr(0, end);
+  a.body = all.substr(end + 4);
+  return a;
 }
 
 struct Login {
@@ -378,6 +410,49 @@ BOOST_AUTO_TEST_CASE(the_page_and_its_assets_come_from_the_dock_itself) {
   BOOST_TEST(js.body.find("klaar, mag mee") != std::string::npos, "Dutch texts are in the page");
 }
 
+BOOST_AUTO_TEST_CASE(https_with_the_docks_own_certificate) {
+  test::TempDir keys;
+  dock::EmulatedFleet world(keys / "world");
+  world.dock("web-dock", keys / "trust");
+  dock::web::WebOptions o;
+  o.tls_cert = keys / "trust" / "dock.crt";
+  o.tls_key = keys / "trust" / "dock.key";
+  WebFixture f(o, 1, false);
+  const auto ca = keys / "trust" / "ca.crt";
+  const auto a = raw_tls(f.port, ca, "GET /api/v1/status HTTP/1.1\r\nHost: dock\r\nConnection: close\r\n\r\n");
+  BOOST_REQUIRE_EQUAL(a.status, 200);
+  BOOST_TEST(a.header("Strict-Transport-Security") == "max-age=31536000");
+  BOOST_TEST(json::parse(a.body).at("slots").as_array().size() == 2u);
+  // Over HTTPS the session cookie is Secure.
+  const std::string login = json::serialize(json::object{{"user", "admin"}, {"password", kAdminPassword}});
+  const auto l = raw_tls(f.port, ca,
+                         "POST /api/v1/login HTTP/1.1\r\nHost: dock\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(login.size()) + "\r\n\r\n" + login);
+  BOOST_REQUIRE_EQUAL(l.status, 200);
+  BOOST_TEST(l.header("Set-Cookie").find("; Secure") != std::string::npos);
+  // Plain HTTP to the HTTPS port gets no answer, and the server keeps serving.
+  const auto plain = request(f.port, "GET", "/api/v1/status");
+  BOOST_TEST(plain.closed_without_answer);
+  BOOST_TEST(raw_tls(f.port, ca, "GET / HTTP/1.1\r\nHost: dock\r\nConnection: close\r\n\r\n").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_listen_address_or_certificate_is_refused_clearly) {
+  BOOST_CHECK_THROW(dock::web::parse_listen("localhost:8080"), std::invalid_argument);
+  BOOST_CHECK_THROW(dock::web::parse_listen("127.0.0.1"), std::invalid_argument);
+  BOOST_CHECK_THROW(dock::web::parse_listen("127.0.0.1:65536"), std::invalid_argument);
+  BOOST_TEST(dock::web::parse_listen("[::1]:8443").first == "::1");
+  BOOST_TEST(dock::web::parse_listen("0.0.0.0:443").second == 443);
+  dock::web::WebOptions o;
+  o.tls_cert = "/nonexistent/dock.crt";
+  o.tls_key = "/nonexistent/dock.key";
+  try {
+    WebFixture f(o, 1, false);
+    BOOST_ERROR("a missing certificate was accepted");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("/nonexistent/dock.crt") != std::string::npos, e.what());
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(hostile_clients)
@@ -395,7 +470,7 @@ BOOST_AUTO_TEST_CASE(traversal_and_odd_paths_are_refused) {
   BOOST_TEST(not_origin_form.status == 400);
   const auto method = request(f.port, "DELETE", "/api/v1/status");
   BOOST_TEST(method.status == 405);
-  BOOST_TEST(method.header("Allow") == "GET, HEAD, POST");
+  BOOST_TEST(method.header("Allow") == "GET, POST");
 }
 
 BOOST_AUTO_TEST_CASE(oversized_headers_and_bodies_are_refused) {
