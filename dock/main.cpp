@@ -1,5 +1,7 @@
-// dockd: the bodydock daemon. Subcommands: demo (emulated cameras, local store).
+// dockd: the bodydock daemon. Subcommands: demo (emulated cameras, local store);
+// --check-config FILE.
 #include "dock/cli.hpp"
+#include "dock/config.hpp"
 #include "dock/demo.hpp"
 
 #include <cstdio>
@@ -15,6 +17,10 @@ constexpr const char* kUsage =
     "commands:\n"
     "  demo     dock emulated cameras and sync them into a local store\n"
     "           (dockd demo --help for its options)\n"
+    "  --check-config FILE\n"
+    "           check a config file (dockd.toml) and say what is wrong with it: exit 0\n"
+    "           usable (warnings printed), 1 a value is wrong, 2 bad usage, 3 the file or a\n"
+    "           file it names cannot be read (or is readable by others)\n"
     "\n"
     "options:\n"
     "  --help     this text\n"
@@ -27,6 +33,22 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "demo") return bodydock::dock::run_demo(args);
+  if (cmd == "--check-config") {
+    if (args.size() != 1) {
+      std::fputs("usage: dockd --check-config FILE\n", stderr);
+      return bodydock::dock::config_usage;
+    }
+    try {
+      const auto c = bodydock::dock::load_config(args[0]);
+      for (const auto& w : c.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+      std::printf("%s: OK (%zu slots, store %s%s)\n", args[0].c_str(), c.slots.size(), c.store.c_str(),
+                  c.web_listen.empty() ? "" : (", web page on " + c.web_listen).c_str());
+      return bodydock::dock::config_ok;
+    } catch (const bodydock::dock::ConfigError& e) {
+      std::fprintf(stderr, "dockd: %s\n", e.what());
+      return e.unreadable ? bodydock::dock::config_unreadable : bodydock::dock::config_invalid;
+    }
+  }
   std::fprintf(stderr, "dockd: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return 2;
 }

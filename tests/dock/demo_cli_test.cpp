@@ -208,4 +208,28 @@ BOOST_AUTO_TEST_CASE(board_leds_follow_the_slots_and_go_dark_at_stop) {
   BOOST_TEST(contains(out, "bad.toml:2"), out);
 }
 
+// `dockd --check-config` as the site technician runs it: exit 0 (warnings printed), 1 with the
+// line and key, 3 for a file it cannot read, 2 for bad usage.
+BOOST_AUTO_TEST_CASE(check_config_exit_codes) {
+  test::TempDir dir;
+  const auto put = [](const std::filesystem::path& p, const std::string& v) { std::ofstream(p) << v; };
+  put(dir / "good.toml", "[board]\n[[board.slot]]\nslot = 1\nport = \"1-1.1\"\n[web]\nlisten = \"127.0.0.1:8080\"\ncolour = \"blue\"\n");
+  auto [rc, out] = test::run_command({DOCKD_PATH, "--check-config", (dir / "good.toml").string()}, dir / "out.log");
+  BOOST_TEST(rc == 0);
+  BOOST_TEST(contains(out, "good.toml: OK (1 slots"), out);
+  BOOST_TEST(contains(out, "warning: " + (dir / "good.toml").string() + ":7: unknown key web.colour ignored"), out);
+  put(dir / "bad.toml", "[board]\n[[board.slot]]\nslot = 99\nport = \"1-1.1\"\n");
+  std::tie(rc, out) = test::run_command({DOCKD_PATH, "--check-config", (dir / "bad.toml").string()}, dir / "out.log");
+  BOOST_TEST(rc == 1);
+  BOOST_TEST(contains(out, "bad.toml:3: board.slot.slot = 99: must be 1..64"), out);
+  std::tie(rc, out) = test::run_command({DOCKD_PATH, "--check-config", (dir / "none.toml").string()}, dir / "out.log");
+  BOOST_TEST(rc == 3);
+  BOOST_TEST(contains(out, "cannot read the config file"), out);
+  std::tie(rc, out) = test::run_command({DOCKD_PATH, "--check-config"}, dir / "out.log");
+  BOOST_TEST(rc == 2);
+  std::tie(rc, out) = test::run_command({DOCKD_PATH, "--check-config", (std::filesystem::path(SOURCE_DIR) / "systemd" / "dockd.toml.example").string()},
+                                        dir / "out.log");
+  BOOST_TEST(rc == 0, out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
