@@ -87,14 +87,14 @@ class Reader {
     only(t, "cameras", {"usb_ids", "reads_in_flight", "request_timeout_ms", "usb_transfer_kib", "usb_in_flight"});
     if (const auto* n = t.get("usb_ids")) {
       const auto* arr = n->as_array();
-      if (!arr || arr->empty()) refuse(*n, "cameras.usb_ids", "expected a list of \"VID:PID\" in hex, e.g. [\"1d6b:0104\"]");
+      if (!arr || arr->empty()) refuse(*n, "cameras.usb_ids", "expected a list of \"VID:PID\" in hex, e.g. [\"1d50:6160\"]");
       c_.usb_ids.clear();
       for (const auto& e : *arr) {
         const auto text = string(e, "cameras.usb_ids");
         unsigned vid = 0, pid = 0;
         char tail = 0;
         if (text.size() != 9 || text[4] != ':' || std::sscanf(text.c_str(), "%4x:%4x%c", &vid, &pid, &tail) != 2)
-          refuse(e, "cameras.usb_ids", "each is \"VID:PID\" in hex, e.g. \"1d6b:0104\"");
+          refuse(e, "cameras.usb_ids", "each is \"VID:PID\" in hex, e.g. \"1d50:6160\"");
         c_.usb_ids.emplace_back(static_cast<std::uint16_t>(vid), static_cast<std::uint16_t>(pid));
       }
     }

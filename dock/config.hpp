@@ -44,7 +44,7 @@ struct Config {
   std::string port_power = "hub";  ///< hub (class requests, as uhubctl), sysfs (port<N>/disable), none
   hw::LedBoard leds;               ///< [leds] of the same file (hw/leds.hpp)
   // [cameras]
-  std::vector<std::pair<std::uint16_t, std::uint16_t>> usb_ids = {{0x1d6b, 0x0104}};
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> usb_ids = {{0x1d50, 0x6160}};
   unsigned reads_in_flight = 4;
   std::chrono::milliseconds request_timeout{5000};
   unsigned usb_transfer_kib = 256;

@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -30,7 +34,14 @@ const char* level_name(Level l) noexcept {
 void Log::write(Level l, std::string_view line) {
   static const bool journal = ::isatty(STDERR_FILENO) == 0;
   std::string text;
-  if (journal) {
+  if (json_.load()) {
+    char when[32];
+    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm utc{};
+    ::gmtime_r(&t, &utc);
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    text = boost::json::serialize(boost::json::object{{"time", when}, {"priority", static_cast<int>(l)}, {"level", level_name(l)}, {"message", line}}) + "\n";
+  } else if (journal) {
     text = "<" + std::to_string(static_cast<int>(l)) + ">" + std::string(line) + "\n";
   } else {
     text = std::string(level_name(l)) + ": " + std::string(line) + "\n";

@@ -30,6 +30,9 @@ class Log {
   static void set_level(Level max) { max_.store(max); }
   /// While a live table owns the terminal, lines are kept for it instead of printed.
   static void set_quiet(bool quiet) { quiet_.store(quiet); }
+  /// One JSON object per line ({"time", "priority", "level", "message"}) for log shipping,
+  /// instead of priority-prefixed text.
+  static void set_json(bool json) { json_.store(json); }
   static bool enabled(Level l) { return static_cast<int>(l) <= static_cast<int>(max_.load()); }
   static void write(Level l, std::string_view line);
   /// The last few lines, newest last (the live table shows them under the slots).
@@ -40,6 +43,7 @@ class Log {
  private:
   static inline std::atomic<Level> max_{Level::info};
   static inline std::atomic<bool> quiet_{false};
+  static inline std::atomic<bool> json_{false};
 };
 
 /// Concatenates any streamable values: cat("slot ", 2, ": ", msg).

@@ -1,8 +1,9 @@
-// dockd: the bodydock daemon. Subcommands: demo (emulated cameras, local store);
-// --check-config FILE.
+// dockd: the bodydock daemon. Subcommands: run (the service), demo (emulated cameras, local
+// store); --check-config FILE.
 #include "dock/cli.hpp"
 #include "dock/config.hpp"
 #include "dock/demo.hpp"
+#include "dock/service.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,9 @@ constexpr const char* kUsage =
     "usage: dockd <command> [options]\n"
     "\n"
     "commands:\n"
+    "  run --config FILE\n"
+    "           the dock as a service: cameras on real USB, everything from the config\n"
+    "           file (dockd.toml; systemd/dockd.service starts it)\n"
     "  demo     dock emulated cameras and sync them into a local store\n"
     "           (dockd demo --help for its options)\n"
     "  --check-config FILE\n"
@@ -33,6 +37,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "demo") return bodydock::dock::run_demo(args);
+  if (cmd == "run") return bodydock::dock::run_service(args);
   if (cmd == "--check-config") {
     if (args.size() != 1) {
       std::fputs("usage: dockd --check-config FILE\n", stderr);

@@ -40,7 +40,7 @@ BOOST_AUTO_TEST_CASE(the_shipped_example_is_valid) {
   BOOST_TEST(c.state_dir == "/var/lib/bodydock");
   BOOST_TEST(c.port_power == "hub");
   BOOST_TEST(c.usb_ids.size() == 1u);
-  BOOST_TEST(c.usb_ids[0].first == 0x1d6b);
+  BOOST_TEST(c.usb_ids[0].first == 0x1d50);
   BOOST_TEST(c.web_listen == "127.0.0.1:8080");
   BOOST_TEST((c.leds.backend == hw::LedBackendKind::sysfs));
   BOOST_TEST(c.leds.sysfs_slots.size() == 1u);
@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE(every_kind_of_mistake_is_refused_naming_line_key_and_value)
       {"[board]\n[[board.slot]]\nslot = 1\nport = \"usb1\"\n", "dockd.toml:4: board.slot.port = 'usb1': a USB port path is BUS-PORT[.PORT...]"},
       {kBoard + "[[board.slot]]\nslot = 1\nport = \"1-1.2\"\n", "dockd.toml:6: board.slot.slot = 1: slot 1 is already described at line 3"},
       {kBoard + "[[board.slot]]\nslot = 2\nport = \"1-1.1\"\n", "dockd.toml:7: board.slot.port = '1-1.1': port 1-1.1 is already slot of line 4"},
-      {kBoard + "[cameras]\nusb_ids = [\"1d6b-0104\"]\n", "dockd.toml:6: cameras.usb_ids = '1d6b-0104': each is \"VID:PID\" in hex"},
+      {kBoard + "[cameras]\nusb_ids = [\"1d50-6160\"]\n", "dockd.toml:6: cameras.usb_ids = '1d50-6160': each is \"VID:PID\" in hex"},
       {kBoard + "[cameras]\nreads_in_flight = 0\n", "dockd.toml:6: cameras.reads_in_flight = 0: must be 1..64"},
       {kBoard + "[cameras]\nrequest_timeout_ms = 2.5\n", "dockd.toml:6: cameras.request_timeout_ms = 2.5: expected a whole number"},
       {kBoard + "[storage]\nstore = \"s3://footage\"\n", "storage.endpoint missing"},

@@ -56,6 +56,7 @@ class Daemon {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   void kill9() { ::kill(pid_, SIGKILL); }
+  [[nodiscard]] pid_t pid() const { return pid_; }
   void terminate() { ::kill(pid_, SIGTERM); }
 
  private:
