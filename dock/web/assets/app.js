@@ -148,7 +148,9 @@ function renderSlot(s) {
 }
 
 function renderChart(history) {
-  const w = 360, h = 80, now = Date.now(), span = 3600 * 1000;
+  // The last hour, or less while the dock has run less: a young dock's chart is not a dot.
+  const w = 360, h = 80, now = Date.now();
+  const span = history.length ? Math.min(3600 * 1000, Math.max(120 * 1000, now - history[0][0] + 10000)) : 3600 * 1000;
   let max = 1;
   for (const [, p, s] of history) max = Math.max(max, p, s);
   const line = (idx) => history.map((row) => {
