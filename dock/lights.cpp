@@ -23,14 +23,14 @@ SlotLights::SlotLights(Dock& dock, std::unique_ptr<hw::LedBackend> backend)
 
 asio::awaitable<void> SlotLights::run(std::chrono::milliseconds interval) {
   asio::steady_timer timer(dock_.executor());
-  auto next_refresh = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!stopping_) {
     for (const auto& s : dock_.slots()) leds_.set(s.index, slot_light(s));
-    if (std::chrono::steady_clock::now() >= next_refresh) {
-      leds_.refresh();  // retries writes that failed; writes nothing otherwise
-      next_refresh = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    }
-    timer.expires_after(interval);
+    leds_.retry_due();
+    // A failed write is usually a race with udev that clears in milliseconds: wake for its
+    // retry rather than only at the next look at the slots.
+    auto wake = std::chrono::steady_clock::now() + interval;
+    if (const auto retry = leds_.next_retry(); retry && *retry < wake) wake = *retry;
+    timer.expires_at(wake);
     co_await timer.async_wait(asio::use_awaitable);
   }
 }

@@ -1,7 +1,8 @@
 #pragma once
 /// The slot LEDs follow what each slot shows (slot_light: the same state the web page and
 /// `dockctl status` show), through the board's LED backend (hw/leds.hpp). Failed LED writes
-/// are logged once per distinct error and retried, and never touch a session.
+/// are logged once per distinct error and retried after 50 ms, 100 ms, 200 ms ... at most
+/// 10 s apart (hw::led_retry_delay), and never touch a session.
 
 #include "dock/dock.hpp"
 #include "hw/leds.hpp"
@@ -19,7 +20,7 @@ class SlotLights {
  public:
   /// `backend` null: virtual LEDs (the demo, a board without lights).
   SlotLights(Dock& dock, std::unique_ptr<hw::LedBackend> backend);
-  /// Follows the slots every `interval` until stop().
+  /// Follows the slots every `interval` until stop(), waking sooner for a due LED retry.
   boost::asio::awaitable<void> run(std::chrono::milliseconds interval = std::chrono::milliseconds(100));
   void stop() { stopping_ = true; }
   /// Every slot dark: on the way out, so a stopped dock never shows a "safe to take" or

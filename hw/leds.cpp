@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -159,11 +160,20 @@ int read_attribute(const std::filesystem::path& file, std::string& out) {
   return 0;
 }
 
+/// The active trigger in a trigger attribute: the kernel lists them all, the active one in
+/// brackets ("none [timer] heartbeat"); a plain value (a fake tree) is the value itself.
+std::string_view active_trigger(std::string_view triggers) {
+  const auto open = triggers.find('[');
+  if (open == std::string_view::npos) return triggers;
+  const auto close = triggers.find(']', open);
+  return close == std::string_view::npos ? std::string_view() : triggers.substr(open + 1, close - open - 1);
+}
+
 }  // namespace
 
 SysfsLeds::SysfsLeds(std::map<unsigned, SysfsSlotLeds> slots, LedErrorSink on_error, std::filesystem::path root)
     : on_error_(std::move(on_error)), root_(std::move(root)) {
-  for (auto& [slot, leds] : slots) slots_.emplace(slot, Slot{std::move(leds), std::nullopt});
+  for (auto& [slot, leds] : slots) slots_.emplace(slot, Slot{std::move(leds), std::nullopt, false});
 }
 
 std::string SysfsLeds::describe() const {
@@ -185,6 +195,12 @@ void SysfsLeds::show(unsigned slot, const LedPattern& p) {
   }
   // Only a pattern that fully arrived counts as shown; anything else is written again next time.
   s.shown = ok ? std::optional<LedPattern>(p) : std::nullopt;
+  s.pending = !ok;
+}
+
+bool SysfsLeds::pending(unsigned slot) const {
+  auto it = slots_.find(slot);
+  return it != slots_.end() && it->second.pending;
 }
 
 bool SysfsLeds::put(unsigned slot, const std::string& led, const char* attribute, const std::string& value) {
@@ -212,8 +228,17 @@ bool SysfsLeds::drive(unsigned slot, const std::string& led, const LedPattern& p
   if (!lit) return put(slot, led, "trigger", "none") && put(slot, led, "brightness", "0");
   const auto max = std::to_string(max_brightness(led));
   if (p.solid()) return put(slot, led, "trigger", "none") && put(slot, led, "brightness", max);
-  return put(slot, led, "brightness", max) && put(slot, led, "trigger", "timer") &&
-         put(slot, led, "delay_on", std::to_string(p.on_ms)) && put(slot, led, "delay_off", std::to_string(p.off_ms));
+  return blink(slot, led, p, max);
+}
+
+bool SysfsLeds::blink(unsigned slot, const std::string& led, const LedPattern& p, const std::string& brightness) {
+  if (!put(slot, led, "brightness", brightness)) return false;
+  // Setting "timer" again would recreate delay_on and delay_off (root's until udev's chgrp)
+  // and restart the blink, so a retry or a change of rhythm goes straight to the delays.
+  std::string triggers;
+  const bool timer_set = read_attribute(root_ / led / "trigger", triggers) == 0 && active_trigger(triggers) == "timer";
+  if (!timer_set && !put(slot, led, "trigger", "timer")) return false;
+  return put(slot, led, "delay_on", std::to_string(p.on_ms)) && put(slot, led, "delay_off", std::to_string(p.off_ms));
 }
 
 bool SysfsLeds::drive_multicolour(unsigned slot, const std::string& led, const LedPattern& p) {
@@ -242,8 +267,7 @@ bool SysfsLeds::drive_multicolour(unsigned slot, const std::string& led, const L
   if (!put(slot, led, "multi_intensity", intensity)) return false;
   const auto bright = std::to_string(max);
   if (p.solid()) return put(slot, led, "trigger", "none") && put(slot, led, "brightness", bright);
-  return put(slot, led, "brightness", bright) && put(slot, led, "trigger", "timer") &&
-         put(slot, led, "delay_on", std::to_string(p.on_ms)) && put(slot, led, "delay_off", std::to_string(p.off_ms));
+  return blink(slot, led, p, bright);
 }
 
 // --- GPIO lines -----------------------------------------------------------------------------
@@ -371,6 +395,11 @@ GpioLeds::~GpioLeds() {
 
 std::string GpioLeds::describe() const { return output_->describe() + ", blinking in software"; }
 
+bool GpioLeds::pending(unsigned slot) const {
+  auto it = slots_.find(slot);
+  return it != slots_.end() && it->second->pattern && !it->second->confirmed;
+}
+
 void GpioLeds::show(unsigned slot, const LedPattern& p) {
   auto& s = slots_[slot];
   if (!s) {
@@ -397,8 +426,18 @@ void GpioLeds::show(unsigned slot, const LedPattern& p) {
 
 // --- slot lights ----------------------------------------------------------------------------
 
-SlotLeds::SlotLeds(LedBackend& backend, unsigned slots) : backend_(backend), lights_(slots, SlotLight::empty) {
-  refresh();
+std::chrono::milliseconds led_retry_delay(unsigned attempt) noexcept {
+  constexpr std::chrono::milliseconds first(50), most(10'000);
+  if (attempt >= 8) return most;  // 50 ms << 8 is past the cap already
+  return std::min(std::chrono::milliseconds(first.count() << attempt), most);
+}
+
+SlotLeds::SlotLeds(LedBackend& backend, unsigned slots) : backend_(backend), lights_(slots, SlotLight::empty), retries_(slots) {
+  const auto now = Clock::now();
+  for (unsigned slot = 1; slot <= lights_.size(); ++slot) {
+    backend_.show(slot, pattern_for(lights_[slot - 1]));
+    follow_up(slot, now, false);
+  }
 }
 
 void SlotLeds::set(unsigned slot, SlotLight light) {
@@ -407,6 +446,33 @@ void SlotLeds::set(unsigned slot, SlotLight light) {
   if (current == light) return;
   current = light;
   backend_.show(slot, pattern_for(light));
+  follow_up(slot, Clock::now(), false);
+}
+
+void SlotLeds::follow_up(unsigned slot, Clock::time_point now, bool retrying) {
+  auto& r = retries_[slot - 1];
+  if (!backend_.pending(slot)) {
+    r = Retry{};
+    return;
+  }
+  r.attempts = retrying && r.due ? r.attempts + 1 : 0;
+  r.due = now + led_retry_delay(r.attempts);
+}
+
+void SlotLeds::retry_due(Clock::time_point now) {
+  for (unsigned slot = 1; slot <= lights_.size(); ++slot) {
+    const auto& due = retries_[slot - 1].due;
+    if (!due || *due > now) continue;
+    backend_.show(slot, pattern_for(lights_[slot - 1]));
+    follow_up(slot, now, true);
+  }
+}
+
+std::optional<SlotLeds::Clock::time_point> SlotLeds::next_retry() const {
+  std::optional<Clock::time_point> first;
+  for (const auto& r : retries_)
+    if (r.due && (!first || *r.due < *first)) first = r.due;
+  return first;
 }
 
 SlotLight SlotLeds::light(unsigned slot) const {
@@ -415,7 +481,11 @@ SlotLight SlotLeds::light(unsigned slot) const {
 }
 
 void SlotLeds::refresh() {
-  for (unsigned slot = 1; slot <= lights_.size(); ++slot) backend_.show(slot, pattern_for(lights_[slot - 1]));
+  const auto now = Clock::now();
+  for (unsigned slot = 1; slot <= lights_.size(); ++slot) {
+    backend_.show(slot, pattern_for(lights_[slot - 1]));
+    follow_up(slot, now, true);
+  }
 }
 
 // --- board description ----------------------------------------------------------------------

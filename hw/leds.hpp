@@ -7,8 +7,8 @@
 ///  - gpio: one GPIO line per colour through the GPIO character device (libgpiod); blinking is
 ///    done by a timer in the event loop;
 ///  - virtual: remembers what each slot shows, for the demo, the web page and tests.
-/// Writing to the hardware never throws: failures go to an error sink and are retried on the
-/// next show().
+/// Writing to the hardware never throws: failures go to an error sink, the backend says the
+/// slot is pending, and SlotLeds shows it again soon (led_retry_delay).
 ///
 /// The board file's [leds] table says which backend and how each slot is wired (TOML; the
 /// same example is hw/board-example.toml):
@@ -33,6 +33,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -101,6 +102,9 @@ class LedBackend {
   virtual ~LedBackend();
   /// Shows `p` on `slot`'s LED. Never throws for hardware errors (see LedErrorSink).
   virtual void show(unsigned slot, const LedPattern& p) = 0;
+  /// True while the last pattern shown on `slot` has not fully reached the hardware (a write
+  /// failed); showing it again retries. Backends that cannot fail say false.
+  [[nodiscard]] virtual bool pending(unsigned /*slot*/) const { return false; }
   [[nodiscard]] virtual std::string describe() const = 0;
 };
 
@@ -133,13 +137,16 @@ using SysfsSlotLeds = std::variant<SlotLedNames, MulticolourLed>;
 /// brightness 0. Blinking: brightness = max_brightness (the kernel blinks at the brightness it
 /// had), trigger "timer", then delay_on and delay_off, which appear once the trigger is set.
 /// Every value is written whole in one write(2), without a newline. A pattern already shown on
-/// a slot is not written again, so a blink is not restarted mid-phase.
+/// a slot is not written again, so a blink is not restarted mid-phase; nor is the timer trigger
+/// set on an LED that has it already (setting it again would recreate delay_on and delay_off,
+/// root's until udev hands them to the service group: a retry would meet the same race).
 class SysfsLeds final : public LedBackend {
  public:
   static constexpr const char* default_root = "/sys/class/leds";
 
   SysfsLeds(std::map<unsigned, SysfsSlotLeds> slots, LedErrorSink on_error, std::filesystem::path root = default_root);
   void show(unsigned slot, const LedPattern& p) override;
+  [[nodiscard]] bool pending(unsigned slot) const override;
   [[nodiscard]] std::string describe() const override;
   /// Attribute writes attempted so far (diagnostics; shows that repeats write nothing).
   [[nodiscard]] std::size_t attribute_writes() const noexcept { return writes_; }
@@ -148,9 +155,11 @@ class SysfsLeds final : public LedBackend {
   struct Slot {
     SysfsSlotLeds leds;
     std::optional<LedPattern> shown;  ///< set only once every write of it succeeded
+    bool pending = false;             ///< the last show() did not fully arrive
   };
   bool drive(unsigned slot, const std::string& led, const LedPattern& p, bool lit);
   bool drive_multicolour(unsigned slot, const std::string& led, const LedPattern& p);
+  bool blink(unsigned slot, const std::string& led, const LedPattern& p, const std::string& brightness);
   bool put(unsigned slot, const std::string& led, const char* attribute, const std::string& value);
   [[nodiscard]] unsigned max_brightness(const std::string& led) const;
 
@@ -216,6 +225,7 @@ class GpioLeds final : public LedBackend {
   GpioLeds(const GpioLeds&) = delete;
   GpioLeds& operator=(const GpioLeds&) = delete;
   void show(unsigned slot, const LedPattern& p) override;
+  [[nodiscard]] bool pending(unsigned slot) const override;
   [[nodiscard]] std::string describe() const override;
 
   struct Slot;  ///< a slot's pattern and timer, shared with its blinking coroutine
@@ -227,10 +237,20 @@ class GpioLeds final : public LedBackend {
   std::map<unsigned, std::shared_ptr<Slot>> slots_;
 };
 
+/// How long SlotLeds waits before retry number `attempt` (from 0) of a slot whose writes
+/// failed: 50 ms, doubling, at most 10 s. Short at first because the commonest failure clears
+/// in milliseconds (the timer trigger's delay_on and delay_off appear root's, and udev hands
+/// them to the service group a moment later); long later because a missing LED stays missing.
+std::chrono::milliseconds led_retry_delay(unsigned attempt) noexcept;
+
 /// The lights of a dock's slots: remembers each slot's light and drives the backend only when
 /// it changes. Construction shows every slot empty, so LEDs left on by an earlier run go dark.
+/// A slot the backend could not fully show is retried on the led_retry_delay schedule, which
+/// starts over whenever the slot's light changes and ends once the backend has it.
 class SlotLeds {
  public:
+  using Clock = std::chrono::steady_clock;
+
   SlotLeds(LedBackend& backend, unsigned slots);
   /// Throws std::out_of_range for a slot outside 1..slots() (a bug in the caller).
   void set(unsigned slot, SlotLight light);
@@ -239,10 +259,22 @@ class SlotLeds {
   /// Shows every slot's light again. Backends skip what they already show, so this only
   /// retries writes that failed (an LED driver that appeared late, a GPIO line freed).
   void refresh();
+  /// Shows again the slots whose retry is due at `now`.
+  void retry_due(Clock::time_point now = Clock::now());
+  /// When retry_due() next has work; nullopt while every slot shows its light.
+  [[nodiscard]] std::optional<Clock::time_point> next_retry() const;
 
  private:
+  struct Retry {
+    unsigned attempts = 0;                ///< retries made since the light last changed
+    std::optional<Clock::time_point> due;  ///< set while the backend has the slot pending
+  };
+  /// After showing `slot`: schedules its next retry, or ends the schedule.
+  void follow_up(unsigned slot, Clock::time_point now, bool retrying);
+
   LedBackend& backend_;
   std::vector<SlotLight> lights_;
+  std::vector<Retry> retries_;
 };
 
 enum class LedBackendKind { sysfs, gpio, virtual_leds };

@@ -1,15 +1,28 @@
 // Slot lights: the sticker table, the LED class backend against a fake /sys/class/leds, the
-// slot state, software blinking on GPIO lines (fake lines, real timers) and the board file.
+// slot state and its retries, the dock's lights loop, software blinking on GPIO lines (fake
+// lines, real timers) and the board file.
+#include "dock/dock.hpp"
+#include "dock/lights.hpp"
+#include "dock/local_sink.hpp"
+#include "dock/log.hpp"
 #include "hw/leds.hpp"
+#include "support/fleet.hpp"
 #include "support/sandbox.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -54,6 +67,28 @@ fs::path make_multicolour(const fs::path& root, const std::string& name, const s
 }
 
 std::string attr(const fs::path& led, const char* name) { return test::slurp_text(led / name); }
+
+/// Makes an attribute refuse writes, as delay_on does between the timer trigger creating it
+/// (root's) and udev handing it to the service group. Modes do not stop root, so for root a
+/// directory takes the file's place (EISDIR rather than EACCES: a failed write all the same).
+void refuse_writes(const fs::path& attribute) {
+  if (::geteuid() == 0) {
+    fs::remove(attribute);
+    fs::create_directory(attribute);
+  } else {
+    fs::permissions(attribute, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  }
+}
+
+/// udev's chgrp, as far as the service can tell: the attribute takes writes again.
+void allow_writes(const fs::path& attribute) {
+  if (fs::is_directory(attribute)) {
+    fs::remove(attribute);
+    put_file(attribute, "500");
+  } else {
+    fs::permissions(attribute, fs::perms(0644));
+  }
+}
 
 /// A tree with slot 1 on three single-colour LEDs and slot 2 on another three.
 struct SysfsTree {
@@ -347,6 +382,26 @@ BOOST_FIXTURE_TEST_CASE(a_missing_led_is_reported_not_thrown_and_retried, SysfsT
   BOOST_CHECK_EQUAL(errors.size(), 1u);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_retry_does_not_set_the_timer_trigger_again, SysfsTree) {
+  refuse_writes(led("red") / "delay_on");
+  leds.show(1, hw::pattern_for(SlotLight::attention));
+  BOOST_CHECK(leds.pending(1));
+  BOOST_CHECK(!leds.pending(2));
+  BOOST_REQUIRE_EQUAL(errors.size(), 1u);
+  BOOST_CHECK_NE(errors[0].find("delay_on"), std::string::npos);
+  BOOST_CHECK_EQUAL(attr(led("red"), "trigger"), "timer");
+  // As the kernel lists it. Written again, "timer" would recreate delay_on (root's again: the
+  // same race) and the file would read just "timer".
+  put_file(led("red") / "trigger", "none [timer] heartbeat");
+  allow_writes(led("red") / "delay_on");
+  leds.show(1, hw::pattern_for(SlotLight::attention));
+  BOOST_CHECK(!leds.pending(1));
+  BOOST_CHECK_EQUAL(attr(led("red"), "trigger"), "none [timer] heartbeat");
+  BOOST_CHECK_EQUAL(attr(led("red"), "delay_on"), "100");
+  BOOST_CHECK_EQUAL(attr(led("red"), "delay_off"), "100");
+  BOOST_CHECK_EQUAL(errors.size(), 1u);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_slot_without_leds_is_left_alone, SysfsTree) {
   const auto writes = leds.attribute_writes();
   leds.show(9, hw::pattern_for(SlotLight::attention));
@@ -483,6 +538,117 @@ BOOST_AUTO_TEST_CASE(refresh_retries_what_the_hardware_missed) {
   lights.refresh();  // shown already: nothing to do
   BOOST_CHECK_EQUAL(backend.attribute_writes(), writes);
   BOOST_CHECK_EQUAL(errors.size(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(retries_back_off_from_50_ms_to_10_s) {
+  const std::vector<long long> expected{50, 100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000};
+  for (unsigned i = 0; i < expected.size(); ++i) BOOST_TEST_CONTEXT("retry " << i) BOOST_CHECK_EQUAL(hw::led_retry_delay(i).count(), expected[i]);
+  BOOST_CHECK_EQUAL(hw::led_retry_delay(64).count(), 10000);
+  BOOST_CHECK_EQUAL(hw::led_retry_delay(~0u).count(), 10000);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_slot_is_retried_on_the_schedule_until_it_shows) {
+  test::TempDir dir;
+  std::vector<std::string> errors;
+  make_led(dir.path(), "dock:red:slot1");  // slot 2's LED has not turned up
+  hw::SysfsLeds backend({{1, hw::SlotLedNames{"dock:red:slot1", "", ""}}, {2, hw::SlotLedNames{"dock:red:slot2", "", ""}}},
+                        [&](std::string e) { errors.push_back(e); }, dir.path());
+  hw::SlotLeds lights(backend, 2);
+  BOOST_CHECK(!backend.pending(1));
+  BOOST_CHECK(backend.pending(2));
+  auto due = lights.next_retry();
+  BOOST_REQUIRE(due);
+  const auto writes = backend.attribute_writes();
+  lights.retry_due(*due - 1ms);  // not yet
+  BOOST_CHECK_EQUAL(backend.attribute_writes(), writes);
+  // Each retry that fails puts the next one twice as far off, up to 10 s.
+  for (unsigned n = 1; n <= 10; ++n) {
+    BOOST_TEST_CONTEXT("retry " << n) {
+      lights.retry_due(*due);
+      const auto next = lights.next_retry();
+      BOOST_REQUIRE(next);
+      BOOST_CHECK(*next - *due == hw::led_retry_delay(n));
+      due = next;
+    }
+  }
+  // A new light starts the schedule over: one failure now is not a 10 s wait.
+  const auto before = std::chrono::steady_clock::now();
+  lights.set(2, SlotLight::attention);
+  BOOST_REQUIRE(lights.next_retry());
+  BOOST_CHECK(*lights.next_retry() >= before + 50ms);
+  BOOST_CHECK(*lights.next_retry() < before + 1s);
+  // The LED turns up: the next retry shows it, and that is the end of the retries.
+  const auto red2 = make_led(dir.path(), "dock:red:slot2");
+  lights.retry_due(*lights.next_retry());
+  BOOST_CHECK(!lights.next_retry());
+  BOOST_CHECK(!backend.pending(2));
+  BOOST_CHECK_EQUAL(attr(red2, "trigger"), "timer");
+  BOOST_CHECK_EQUAL(attr(red2, "delay_on"), "100");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ============================================================================================
+
+BOOST_AUTO_TEST_SUITE(slot_lights)
+
+// The timer trigger creates delay_on and delay_off root's; udev hands them to the service group
+// a moment later. A write in between failed, and the light showed the wrong thing for 10 s.
+BOOST_AUTO_TEST_CASE(a_late_udev_chgrp_of_delay_on_costs_milliseconds_not_10_s) {
+  test::TempDir dir;
+  asio::io_context ioc;
+  asio::thread_pool pool{1};
+  dock::LocalDirSink sink(dir / "store", pool);
+  dock::DockConfig config;
+  config.state_dir = dir / "state";
+  config.identity = test::dock_identity();
+  config.slots = 1;
+  dock::Dock d(ioc, config, sink);
+
+  const auto root = dir / "leds";
+  const auto red = make_led(root, "dock:red:slot1");
+  make_led(root, "dock:green:slot1");
+  make_led(root, "dock:blue:slot1");
+  std::vector<std::string> logged;
+  dock::Log::set_sink([&](std::string_view line) { logged.emplace_back(line); });
+  {
+    dock::SlotLights lights(
+        d, std::make_unique<hw::SysfsLeds>(std::map<unsigned, hw::SysfsSlotLeds>{{1, hw::SlotLedNames{"dock:red:slot1", "dock:green:slot1", "dock:blue:slot1"}}},
+                                           dock::log_led_errors(), root));
+    refuse_writes(red / "delay_on");
+    d.slot(1).phase = dock::SlotPhase::attention;
+
+    const auto start = std::chrono::steady_clock::now();
+    bool chgrp = false;
+    asio::steady_timer udev(ioc);
+    udev.expires_after(100ms);
+    udev.async_wait([&](boost::system::error_code) {
+      allow_writes(red / "delay_on");
+      chgrp = true;
+    });
+    bool ended = false;
+    asio::co_spawn(ioc, lights.run(), [&](std::exception_ptr e) {
+      ended = true;
+      if (e) BOOST_ERROR("the lights loop threw");
+    });
+    const auto shown = [&] { return chgrp && attr(red, "delay_on") == "100" && attr(red, "delay_off") == "100"; };
+    while (!shown() && std::chrono::steady_clock::now() - start < 2s) ioc.run_one_for(10ms);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    BOOST_TEST_MESSAGE("attention shown " << took.count() << " ms after the light changed");
+    BOOST_CHECK(shown());
+    BOOST_CHECK_LT(took.count(), 1000);
+    BOOST_CHECK_EQUAL(attr(red, "trigger"), "timer");
+    for (const char* c : {"green", "blue"}) BOOST_CHECK_EQUAL(attr(root / (std::string("dock:") + c + ":slot1"), "brightness"), "0");
+
+    lights.stop();
+    const auto stopping = std::chrono::steady_clock::now();
+    while (!ended && std::chrono::steady_clock::now() - stopping < 2s) ioc.run_one_for(10ms);
+    BOOST_CHECK(ended);
+  }
+  dock::Log::set_sink({});
+  // Retried several times, reported once.
+  const auto reports = std::count_if(logged.begin(), logged.end(), [](const std::string& l) { return l.find("delay_on") != std::string::npos; });
+  BOOST_CHECK_EQUAL(reports, 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
