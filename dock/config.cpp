@@ -47,7 +47,8 @@ class Reader {
   const toml::table* section(const toml::table& doc, const char* name) { return doc.get_as<toml::table>(name); }
 
   void read_dock(const toml::table& t) {
-    only(t, "dock", {"state_dir", "trust_dir", "log_level", "log_format"});
+    only(t, "dock", {"state_dir", "trust_dir", "log_level", "log_format", "control_socket"});
+    if (auto* n = t.get("control_socket")) c_.control_socket = path(*n, "dock.control_socket");
     if (auto* n = t.get("state_dir")) c_.state_dir = path(*n, "dock.state_dir");
     if (auto* n = t.get("trust_dir")) c_.trust_dir = path(*n, "dock.trust_dir");
     if (auto* n = t.get("log_level")) c_.log_level = one_of(*n, "dock.log_level", {"error", "warning", "notice", "info", "debug"});

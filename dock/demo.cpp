@@ -1,5 +1,8 @@
 #include "dock/demo.hpp"
 
+#include "dock/config.hpp"
+#include "dock/service.hpp"
+
 #include "dock/dock.hpp"
 #include "dock/emulated_fleet.hpp"
 #include "dock/files.hpp"
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <functional>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +67,7 @@ struct DemoRun {
   bool over_usb = false;
   std::unique_ptr<asio::thread_pool> sink_pool;
   std::unique_ptr<s3::Client> s3_client;
+  std::shared_ptr<s3::RateLimiter> limiter;  ///< changed in place by a reload
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Dock> dock;
   std::unique_ptr<web::WebServer> web;
@@ -350,10 +355,12 @@ void make_demo_admin(const std::filesystem::path& accounts, const std::filesyste
 }
 
 void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_status, std::string accounts,
-               const std::filesystem::path& state) {
+               const std::filesystem::path& state, const std::string& control) {
   web::WebOptions o;
+  o.listen_tcp = !listen.empty();
+  o.control_socket = control;
   try {
-    std::tie(o.address, o.port) = web::parse_listen(listen);
+    if (o.listen_tcp) std::tie(o.address, o.port) = web::parse_listen(listen);
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("--web: ") + e.what());
   }
@@ -363,7 +370,7 @@ void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_s
   }
   o.status_public = !private_status;
   o.accounts_file = accounts.empty() ? state / "web-accounts" : std::filesystem::path(accounts);
-  if (accounts.empty() && !std::filesystem::exists(o.accounts_file)) {
+  if (o.listen_tcp && accounts.empty() && !std::filesystem::exists(o.accounts_file)) {
     make_demo_admin(o.accounts_file, state / "web-admin-password");
     log(Level::notice, "demo: web page account 'admin' made; its password is in ", (state / "web-admin-password").string());
   }
@@ -393,7 +400,7 @@ int run_demo(const std::vector<std::string>& args) {
   unsigned retention_days = 0;
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false;
-  std::string web_listen, web_accounts, leds_board;
+  std::string web_listen, web_accounts, leds_board, control_socket, config_file;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
@@ -430,6 +437,10 @@ int run_demo(const std::vector<std::string>& args) {
     ("web-accounts", po::value(&web_accounts), "with --web: the accounts file (NAME:ROLE:SCRYPT-HASH a line; default STATE/web-accounts; "
                                                 "when missing, an admin account is made and its password written to STATE/web-admin-password)")
     ("web-private", po::bool_switch(&web_private), "with --web: the status too needs a login (default: anyone who reaches the page sees it)")
+    ("control", po::value(&control_socket), "serve dockctl on this Unix socket (made 0660), as dockd run does on /run/bodydock/control.sock")
+    ("config", po::value(&config_file), "follow a dockd.toml's runtime settings (log level, [queue] upload_mbps and schedule) instead of "
+                                        "--log-level/--upload-mbps/--upload-schedule; SIGHUP reads it again, and the trust directory, "
+                                        "as dockd run does")
     ("leds", po::value(&leds_board), "board file whose [leds] table drives real slot LEDs (sysfs LED class or GPIO; format in hw/board-example.toml); default: virtual LEDs, shown on the web page and the live table")
     ("log-level", po::value(&log_level), "error, warning, notice, info, debug (default info)");
   // clang-format on
@@ -457,6 +468,16 @@ int run_demo(const std::vector<std::string>& args) {
     if (upload_retry_max_ms < 100 || upload_retry_max_ms > 3600000) throw UsageError("--upload-retry-max-ms must be 100..3600000");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
+    if (!config_file.empty()) {
+      try {
+        const auto c = load_config(config_file);
+        log_level = c.log_level;
+        upload_mbps = c.upload_mbps;
+        upload_schedule = c.upload_schedule;
+      } catch (const std::exception& e) {
+        throw UsageError(std::string("--config: ") + e.what());
+      }
+    }
     if (!levels.contains(log_level)) throw UsageError("--log-level must be error, warning, notice, info or debug");
     Log::set_level(levels.at(log_level));
   } catch (const std::exception& e) {
@@ -508,7 +529,8 @@ int run_demo(const std::vector<std::string>& args) {
                                                    s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}},
                                                    std::chrono::milliseconds(s3_timeout_ms));
       try {
-        run.s3_client->set_rate_limiter(std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(upload_mbps, upload_schedule)));
+        run.limiter = std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(upload_mbps, upload_schedule));
+        run.s3_client->set_rate_limiter(run.limiter);
       } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("--upload-mbps/--upload-schedule: ") + e.what());
       }
@@ -552,7 +574,8 @@ int run_demo(const std::vector<std::string>& args) {
       }
     }
     run.lights = std::make_unique<SlotLights>(*run.dock, std::move(leds));
-    if (!web_listen.empty()) start_web(run, web_listen, web_tls, web_private, web_accounts, state_path);
+    if (!web_listen.empty() || !control_socket.empty())
+      start_web(run, web_listen, web_tls, web_private, web_accounts, state_path, control_socket);
   } catch (const UsageError& e) {
     std::cerr << "dockd demo: " << e.what() << "\n";
     return 2;
@@ -572,13 +595,28 @@ int run_demo(const std::vector<std::string>& args) {
   const bool live_table = (table || ::isatty(STDOUT_FILENO) == 1) && !no_table;
   if (live_table) Log::set_quiet(true);
   auto log_failure = [](const char* what) { return [what](std::exception_ptr e) { log_if_failed(what, e); }; };
-  asio::signal_set signals(run.ioc, SIGINT, SIGTERM);
-  signals.async_wait([&run](const boost::system::error_code& ec, int sig) {
+  asio::signal_set signals(run.ioc, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    if (sig == SIGHUP) {
+      try {
+        if (!config_file.empty()) {
+          apply_reload(load_config(config_file), run.limiter.get(), *run.dock, run.dock->config().state_dir / "trust");
+          log(Level::notice, "reload: ", config_file, " read again");
+        } else {
+          reload_trust(*run.dock, run.dock->config().state_dir / "trust");
+        }
+      } catch (const std::exception& e) {
+        log(Level::error, "reload: ", e.what(), "; keeping the running settings");
+      }
+      signals.async_wait(on_signal);
+      return;
+    }
     log(Level::notice, "demo: signal ", sig, ", stopping; every state is durable, a rerun continues");
     run.interrupted = true;
     finish(run);
-  });
+  };
+  signals.async_wait(on_signal);
   const auto cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   asio::co_spawn(run.ioc, run.dock->run_uploader(), log_failure("upload queue"));

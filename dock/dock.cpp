@@ -126,6 +126,14 @@ Dock::SpoolRoom Dock::check_spool_room(std::uint64_t used, std::uint64_t bytes, 
   return r;
 }
 
+std::optional<std::string> Dock::set_identity(std::shared_ptr<const pki::DockIdentity> identity) {
+  if (!identity) return "no identity";
+  if (identity->id != cfg_.identity->id)
+    return "the trust directory now names dock '" + identity->id + "', not '" + cfg_.identity->id + "'; that needs a restart";
+  cfg_.identity = std::move(identity);
+  return std::nullopt;
+}
+
 proto::Bytes Dock::custody_receipt(const proto::Manifest& m, const std::string& object_key, const proto::Digest& stored_sha256) const {
   proto::Receipt r;
   r.camera_serial = m.camera_serial;

@@ -149,6 +149,10 @@ class Dock final : private UploadJournal {
   [[nodiscard]] bool uploads_paused() const { return paused_; }
   SlotStatus& slot(unsigned index) { return slots_.at(index - 1); }
   [[nodiscard]] const DockConfig& config() const { return cfg_; }
+  /// Takes a re-read trust directory (a new CRL, a renewed dock certificate) for the dockings
+  /// that start from now; one under way finishes with the identity it began with. Refused (an
+  /// error text) when it names another dock.
+  std::optional<std::string> set_identity(std::shared_ptr<const pki::DockIdentity> identity);
   [[nodiscard]] boost::asio::any_io_executor executor() const { return ioc_.get_executor(); }
   [[nodiscard]] std::filesystem::path spool_path(const std::string& serial, std::uint64_t seq) const;
 
@@ -216,6 +220,25 @@ class Dock final : private UploadJournal {
       return std::nullopt;
     });
   }
+  /// Lifts a revocation made at this dock (not the centre's CRL): the camera syncs again from
+  /// its next docking.
+  auto reinstate_camera(std::string serial, std::string by, std::string reason) {
+    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+      if (!s.reinstate_camera(serial)) return "camera '" + serial + "' is not revoked at this dock";
+      AuditEvent e;
+      e.event = "revocation lifted";
+      e.actor = by;
+      e.camera = serial;
+      e.why = "camera reinstated at this dock: " + reason;
+      append_anchored(*audit_log, s, e);
+      return std::nullopt;
+    });
+  }
+  auto cameras() {
+    return db([](StateDb& s) { return s.cameras(); });
+  }
+  /// True while the segment is being sent to storage.
+  [[nodiscard]] bool uploading(const std::string& serial, std::uint64_t seq) const { return uploading_.contains({serial, seq}); }
   auto camera_revoked(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_revoked(serial); });
   }

@@ -10,10 +10,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <pwd.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <filesystem>
 #include <fstream>
@@ -61,13 +64,29 @@ constexpr const char* kUsage =
     "                                      investigation, complaint, subject-access-request or\n"
     "                                      training; who, why and what are logged first (default\n"
     "                                      log: evidence-access.log in the store's top directory)\n"
-    "  status [--url URL] [--watch]        what every slot, the queue, the uplink and the spool are\n"
-    "                                      doing, from the running dock's web API (default URL\n"
-    "                                      http://127.0.0.1:8080); --watch redraws it every second\n"
     "  audit verify --state DIR            check the audit log's chain: edited, removed or\n"
     "                                      reordered entries are named; exit 1 if any\n"
     "  audit export --state DIR [--out F]  write the audit log as JSON lines (stdout by default),\n"
     "                                      after verifying it; exit 1 if it does not verify\n"
+    "  cameras enrol ...                   the same as pki enrol-camera (at the fleet CA)\n"
+    "  cameras assign --dir D --serial S --officer O\n"
+    "                                      bind a camera to another officer (at the fleet CA): a new\n"
+    "                                      certificate for its key, the old one revoked\n"
+    "\n"
+    "the running dock, over its control socket (--socket PATH; default $BODYDOCK_CONTROL_SOCKET or\n"
+    "/run/bodydock/control.sock, open to root and the bodydock group):\n"
+    "  status [--url URL] [--watch]        what every slot, the queue, the uplink and the spool are\n"
+    "                                      doing; --url: from the dock's web page instead (public\n"
+    "                                      there unless made private); --watch: every second\n"
+    "  queue [list]                        what waits for storage, in the order it is sent\n"
+    "  queue retry|pause|resume [--reason TEXT]\n"
+    "                                      end a backoff now / start no new upload / carry on\n"
+    "  cameras [list]                      every camera this dock has seen: officer, slot, last\n"
+    "                                      docking, segments still on it, revocations here\n"
+    "  cameras revoke SERIAL --reason TEXT     charge-only at this dock from its next docking\n"
+    "  cameras reinstate SERIAL --reason TEXT  lift a revocation made at this dock\n"
+    "  slots power-cycle N [--reason TEXT] switch slot N's port off and on (a hung camera)\n"
+    "exit codes: 0 done, 1 refused / not running / failed, 2 bad usage\n"
     "\n"
     "options:\n"
     "  --help     this text\n"
@@ -322,65 +341,314 @@ int pki_command(const std::string& sub, const std::vector<std::string>& rest) {
   return 2;
 }
 
-/// GET URL/api/v1/status from the running dock; the JSON, or a message saying why not.
-std::variant<boost::json::object, std::string> fetch_status(const std::string& url) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  namespace asio = boost::asio;
-  if (!url.starts_with("http://")) return "only http:// URLs (the dock's page on this machine or the site LAN): '" + url + "'";
-  auto rest = url.substr(7);
+/// Where the running dock answers: its control socket (the default), or its web page's URL.
+struct Target {
+  std::string socket;
+  std::string url;  ///< http://HOST:PORT, when given instead
+  [[nodiscard]] std::string where() const { return url.empty() ? socket : url; }
+};
+
+Target default_target() {
+  const char* env = std::getenv("BODYDOCK_CONTROL_SOCKET");
+  return {env && *env ? env : "/run/bodydock/control.sock", {}};
+}
+
+/// The name dockctl runs as, for the dock's audit log.
+std::string operator_name() {
+  const char* user = std::getenv("SUDO_USER");
+  if (!user || !*user) user = std::getenv("USER");
+  if (!user || !*user)
+    if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;
+  return user ? user : "";
+}
+
+struct Answer {
+  unsigned status = 0;
+  boost::json::object body;
+};
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+template <typename Stream>
+std::variant<Answer, std::string> exchange(Stream& stream, http::request<http::string_body>& req, const std::string& where) {
+  boost::system::error_code ec;
+  req.set(http::field::user_agent, "dockctl");
+  req.set("X-Operator", operator_name());
+  req.prepare_payload();
+  http::write(stream, req, ec);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(16u << 20);
+  if (!ec) http::read(stream, buf, parser, ec);
+  if (ec) return "no answer from " + where + ": " + ec.message();
+  const auto& res = parser.get();
+  if (res.result() == http::status::unauthorized) return "the dock's status needs a login (its web page is private); use its control socket";
+  auto v = boost::json::parse(res.body(), ec);
+  if (ec || !v.is_object()) return "the dock answered HTTP " + std::to_string(res.result_int()) + " without a JSON object";
+  return Answer{static_cast<unsigned>(res.result_int()), std::move(v.as_object())};
+}
+
+/// One request to the running dock; its answer, or why there is none, in words.
+std::variant<Answer, std::string> call_dock(const Target& t, http::verb verb, const std::string& path, const boost::json::object* body = nullptr) {
+  asio::io_context ioc;
+  boost::system::error_code ec;
+  http::request<http::string_body> req{verb, path, 11};
+  if (body) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = boost::json::serialize(*body);
+  }
+  if (t.url.empty()) {
+    using local = asio::local::stream_protocol;
+    beast::basic_stream<local> stream(ioc);
+    stream.expires_after(std::chrono::seconds(30));
+    stream.socket().connect(local::endpoint(t.socket), ec);
+    if (ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::connection_refused)
+      return "dockd is not running (nothing answers at " + t.socket + ")";
+    if (ec == boost::system::errc::permission_denied)
+      return "no permission to use " + t.socket + ": run dockctl as root or as a member of the bodydock group";
+    if (ec) return "cannot reach dockd at " + t.socket + ": " + ec.message();
+    req.set(http::field::host, "localhost");
+    return exchange(stream, req, t.socket);
+  }
+  if (!t.url.starts_with("http://")) return "only http:// URLs (the dock's page on this machine or the site LAN): '" + t.url + "'";
+  auto rest = t.url.substr(7);
   rest = rest.substr(0, rest.find('/'));
   std::string host = rest, port = "80";
   if (const auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
   }
-  asio::io_context ioc;
   beast::tcp_stream stream(ioc);
-  boost::system::error_code ec;
   const auto found = asio::ip::tcp::resolver(ioc).resolve(host, port, ec);
   if (ec) return "cannot resolve " + host + ": " + ec.message();
   stream.expires_after(std::chrono::seconds(5));
   stream.connect(found, ec);
-  if (ec) return "the dock is not answering at " + url + " (" + ec.message() + "); is dockd running with its web page on?";
-  http::request<http::empty_body> req{http::verb::get, "/api/v1/status", 11};
+  if (ec) return "the dock is not answering at " + t.url + " (" + ec.message() + "); is dockd running with its web page on?";
   req.set(http::field::host, rest);
-  req.set(http::field::user_agent, "dockctl");
-  http::write(stream, req, ec);
-  beast::flat_buffer buf;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(4u << 20);
-  if (!ec) http::read(stream, buf, parser, ec);
-  if (ec) return "no answer from " + url + ": " + ec.message();
-  const auto& res = parser.get();
-  if (res.result() == http::status::unauthorized) return "the dock's status needs a login (its web page is private)";
-  if (res.result() != http::status::ok) return "the dock answered HTTP " + std::to_string(res.result_int());
-  auto v = boost::json::parse(res.body(), ec);
-  if (ec || !v.is_object()) return "the dock's answer is not a status (JSON object)";
-  return std::move(v.as_object());
+  return exchange(stream, req, t.url);
 }
 
-int status_command(const std::vector<std::string>& args) {
-  std::string url = "http://127.0.0.1:8080";
-  bool watch = false;
+/// Takes --socket PATH / --url URL (when `url_ok`) out of `args`; false after a usage error.
+bool take_target(std::vector<std::string>& args, Target& t, bool url_ok) {
+  t = default_target();
+  std::vector<std::string> rest;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--url" && i + 1 < args.size()) url = args[++i];
-    else if (args[i] == "--watch") watch = true;
+    if (args[i] == "--socket" && i + 1 < args.size()) t.socket = args[++i];
+    else if (url_ok && args[i] == "--url" && i + 1 < args.size()) t.url = args[++i];
+    else rest.push_back(args[i]);
+  }
+  while (!t.url.empty() && t.url.back() == '/') t.url.pop_back();
+  args = std::move(rest);
+  return true;
+}
+
+/// The dock's answer as JSON, or nullopt after printing why there is none (exit 1).
+std::optional<boost::json::object> ask(const Target& t, http::verb verb, const std::string& path, const boost::json::object* body = nullptr) {
+  auto got = call_dock(t, verb, path, body);
+  if (auto* why = std::get_if<std::string>(&got)) {
+    std::fprintf(stderr, "dockctl: %s\n", why->c_str());
+    return std::nullopt;
+  }
+  auto& a = std::get<Answer>(got);
+  if (a.status != 200) {
+    const auto* err = a.body.if_contains("error");
+    std::fprintf(stderr, "dockctl: the dock refused: %s\n",
+                 err && err->is_string() ? std::string(err->as_string()).c_str() : ("HTTP " + std::to_string(a.status)).c_str());
+    return std::nullopt;
+  }
+  return std::move(a.body);
+}
+
+/// POST an admin action; prints the dock's message. Exit code.
+int act(const Target& t, const std::string& name, const boost::json::object& body) {
+  auto r = ask(t, http::verb::post, "/api/v1/actions/" + name, &body);
+  if (!r) return 1;
+  const auto* msg = r->if_contains("message");
+  std::printf("%s\n", msg && msg->is_string() ? std::string(msg->as_string()).c_str() : "done");
+  return 0;
+}
+
+/// --reason TEXT (optional unless `required`) and positional words out of `args`.
+bool reason_and_words(const std::vector<std::string>& args, std::string& reason, std::vector<std::string>& words, bool required) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--reason" && i + 1 < args.size()) reason = args[++i];
+    else if (args[i].starts_with("--")) {
+      std::fprintf(stderr, "dockctl: unexpected argument '%s'\n", args[i].c_str());
+      return false;
+    } else words.push_back(args[i]);
+  }
+  if (required && reason.empty()) {
+    std::fputs("dockctl: say why with --reason TEXT (it goes into the audit log)\n", stderr);
+    return false;
+  }
+  return true;
+}
+
+std::string json_text(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (!v) return "";
+  if (v->is_string()) return std::string(v->as_string());
+  if (v->is_null()) return "";
+  return boost::json::serialize(*v);
+}
+
+int queue_command(std::vector<std::string> args) {
+  Target t;
+  take_target(args, t, false);
+  const std::string sub = args.empty() ? "list" : args[0];
+  if (!args.empty()) args.erase(args.begin());
+  if (sub == "list") {
+    if (!args.empty()) {
+      std::fprintf(stderr, "dockctl queue list: unexpected argument '%s'\n", args[0].c_str());
+      return 2;
+    }
+    auto q = ask(t, http::verb::get, "/api/v1/queue");
+    if (!q) return 1;
+    const auto& items = q->at("items").as_array();
+    std::printf("uplink %s%s%s%s\n", json_text(*q, "uplink").c_str(), q->at("paused").as_bool() ? ", PAUSED by an operator" : "",
+                json_text(*q, "alert").empty() ? "" : ": ", json_text(*q, "alert").c_str());
+    std::uint64_t bytes = 0;
+    if (!items.empty()) std::printf("%-4s %-16s %8s %10s  %-9s %-8s %s\n", "#", "camera", "segment", "MiB", "state", "attempts", "last error");
+    std::size_t n = 0;
+    for (const auto& v : items) {
+      const auto& i = v.as_object();
+      const auto size = i.at("bytes").to_number<std::uint64_t>();
+      bytes += size;
+      const char* state = i.at("uploading").as_bool() ? "sending" : "waiting";
+      std::printf("%-4zu %-16s %8s %10.1f  %-9s %-8s %s%s\n", ++n, json_text(i, "serial").c_str(), json_text(i, "segment").c_str(),
+                  static_cast<double>(size) / (1 << 20), state, json_text(i, "attempts").c_str(), i.at("priority").as_bool() ? "[priority] " : "",
+                  json_text(i, "last_error").c_str());
+    }
+    std::printf("%zu segment(s), %.1f MiB waiting for storage\n", items.size(), static_cast<double>(bytes) / (1 << 20));
+    return 0;
+  }
+  std::string reason;
+  std::vector<std::string> words;
+  if (sub == "retry" || sub == "pause" || sub == "resume") {
+    if (!reason_and_words(args, reason, words, false) || !words.empty()) {
+      if (!words.empty()) std::fprintf(stderr, "dockctl queue %s: unexpected argument '%s'\n", sub.c_str(), words[0].c_str());
+      return 2;
+    }
+    boost::json::object body;
+    if (!reason.empty()) body["reason"] = reason;
+    return act(t, sub, body);
+  }
+  std::fprintf(stderr, "dockctl: unknown queue command '%s' (list, retry, pause, resume)\n", sub.c_str());
+  return 2;
+}
+
+std::string when_text(std::int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  const std::time_t t = unix_ms / 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M", &tm);
+  return out;
+}
+
+int cameras_command(std::vector<std::string> args) {
+  const std::string sub = args.empty() || args[0].starts_with("--") ? "list" : args[0];
+  if (!args.empty() && !args[0].starts_with("--")) args.erase(args.begin());
+  // At the fleet CA (the centre): certificates bind a camera's key to its officer.
+  if (sub == "enrol") {
+    return pki_command("enrol-camera", args);
+  }
+  if (sub == "assign") {
+    auto o = options(args, {"--dir", "--serial", "--officer"});
+    if (!o || !need(*o, {"--dir", "--serial", "--officer"})) return 2;
+    auto fleet = bodydock::pki::Fleet::open(o->at("--dir"));
+    fleet.reassign_camera(o->at("--serial"), o->at("--officer"));
+    std::printf("camera '%s' now belongs to officer '%s': new certificate %s; the old one is revoked (CRL re-signed).\n"
+                "Load the new certificate into the camera and carry the CRL to the docks (pki provision-dock, then reload dockd).\n",
+                o->at("--serial").c_str(), o->at("--officer").c_str(), (fleet.dir() / "cameras" / (o->at("--serial") + ".crt")).c_str());
+    return 0;
+  }
+  // At the running dock.
+  Target t;
+  take_target(args, t, false);
+  if (sub == "list") {
+    if (!args.empty()) {
+      std::fprintf(stderr, "dockctl cameras list: unexpected argument '%s'\n", args[0].c_str());
+      return 2;
+    }
+    auto r = ask(t, http::verb::get, "/api/v1/cameras");
+    if (!r) return 1;
+    const auto& list = r->at("cameras").as_array();
+    std::printf("%-16s %-12s %-14s %-10s %-5s %-17s %-8s %s\n", "camera", "officer", "model", "firmware", "slot", "last docked (UTC)", "waiting",
+                "state");
+    for (const auto& v : list) {
+      const auto& c = v.as_object();
+      std::uint64_t waiting = 0;
+      for (const auto& [st, n] : c.at("segments").as_object())
+        if (st != "ERASED") waiting += n.to_number<std::uint64_t>();
+      const auto slot = json_text(c, "slot");
+      const auto revoked = json_text(c, "revoked");
+      std::printf("%-16s %-12s %-14s %-10s %-5s %-17s %-8llu %s\n", json_text(c, "serial").c_str(),
+                  json_text(c, "officer").empty() ? "-" : json_text(c, "officer").c_str(), json_text(c, "model").c_str(),
+                  json_text(c, "firmware").c_str(), slot.empty() ? "-" : slot.c_str(),
+                  when_text(c.at("last_seen_ms").to_number<std::int64_t>()).c_str(), static_cast<unsigned long long>(waiting),
+                  revoked.empty() ? "ok" : ("REVOKED at this dock by " + revoked).c_str());
+    }
+    std::printf("%zu camera(s)\n", list.size());
+    return 0;
+  }
+  if (sub == "revoke" || sub == "reinstate") {
+    std::string reason;
+    std::vector<std::string> words;
+    if (!reason_and_words(args, reason, words, true)) return 2;
+    if (words.size() != 1) {
+      std::fprintf(stderr, "dockctl cameras %s: name one camera serial\n", sub.c_str());
+      return 2;
+    }
+    return act(t, sub, boost::json::object{{"serial", words[0]}, {"reason", reason}});
+  }
+  std::fprintf(stderr, "dockctl: unknown cameras command '%s' (list, revoke, reinstate, enrol, assign)\n", sub.c_str());
+  return 2;
+}
+
+int slots_command(std::vector<std::string> args) {
+  Target t;
+  take_target(args, t, false);
+  const std::string sub = args.empty() ? "" : args[0];
+  if (!args.empty()) args.erase(args.begin());
+  if (sub == "power-cycle") {
+    std::string reason;
+    std::vector<std::string> words;
+    if (!reason_and_words(args, reason, words, false)) return 2;
+    char* end = nullptr;
+    const long n = words.size() == 1 ? std::strtol(words[0].c_str(), &end, 10) : 0;
+    if (words.size() != 1 || *end != '\0' || n < 1 || n > 64) {
+      std::fputs("dockctl slots power-cycle: name one slot number, as printed on the dock\n", stderr);
+      return 2;
+    }
+    boost::json::object body{{"slot", n}};
+    if (!reason.empty()) body["reason"] = reason;
+    return act(t, "power-cycle", body);
+  }
+  std::fprintf(stderr, "dockctl: unknown slots command '%s' (power-cycle)\n", sub.c_str());
+  return 2;
+}
+
+int status_command(std::vector<std::string> args) {
+  Target t;
+  take_target(args, t, true);
+  bool watch = false;
+  for (const auto& a : args) {
+    if (a == "--watch") watch = true;
     else {
-      std::fprintf(stderr, "dockctl status: unexpected argument '%s'\n", args[i].c_str());
+      std::fprintf(stderr, "dockctl status: unexpected argument '%s'\n", a.c_str());
       return 2;
     }
   }
-  while (!url.empty() && url.back() == '/') url.pop_back();
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
   std::size_t last_lines = 0;
   for (;;) {
-    auto got = fetch_status(url);
-    if (auto* why = std::get_if<std::string>(&got)) {
-      std::fprintf(stderr, "dockctl status: %s\n", why->c_str());
-      return 1;
-    }
-    const auto text = bodydock::dock::web::render_status_text(std::get<boost::json::object>(got), tty);
+    auto st = ask(t, http::verb::get, "/api/v1/status");
+    if (!st) return 1;
+    const auto text = bodydock::dock::web::render_status_text(*st, tty);
     if (watch && tty && last_lines) std::printf("\x1b[%zuF\x1b[J", last_lines);
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
@@ -397,6 +665,9 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "status") return status_command(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "queue") return queue_command(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "cameras") return cameras_command(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "slots") return slots_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "audit" && argc >= 3) return audit(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "evidence" && argc >= 3) return evidence_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     if (cmd == "pki" && argc >= 3) return pki_command(argv[2], std::vector<std::string>(argv + 3, argv + argc));

@@ -271,6 +271,28 @@ void Fleet::enrol_camera(const std::string& serial, const std::string& officer, 
   Key pub(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
   if (!pub) fail(public_key_pem.string() + ": not a PEM public key");
   require_p256(pub.get(), public_key_pem.string());
+  enrol_key(serial, officer, pub.get(), public_key_pem.string(), v);
+}
+
+void Fleet::reassign_camera(const std::string& serial, const std::string& officer, Validity v) {
+  if (officer.empty() || officer.size() > 64 || !valid_name(officer))
+    throw PkiError("'" + officer + "' is not a valid officer id (1..64 of A-Z a-z 0-9 . _ -)");
+  const auto crt = valid_name(serial) ? cert_path(dir_, Role::camera, serial) : fs::path();
+  if (crt.empty() || !fs::exists(crt)) throw PkiError("no camera called '" + serial + "' in this fleet");
+  auto old = load_cert(crt);
+  const auto s = serial_hex(old.get());
+  const auto revoked = read_revoked(dir_);
+  if (std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == s; }))
+    throw PkiError("camera '" + serial + "' is revoked; enrol it again instead");
+  // The same secure-element key, bound to the new officer; the old binding is revoked so that a
+  // camera still showing it is refused until it carries the new certificate.
+  Key pub(X509_get_pubkey(old.get()));
+  if (!pub) fail(crt.string() + ": no public key");
+  revoke(serial, "reassigned to officer " + officer);
+  enrol_key(serial, officer, pub.get(), crt.string(), v);
+}
+
+void Fleet::enrol_key(const std::string& serial, const std::string& officer, EVP_PKEY* pub, const std::string& key_source, Validity v) {
   const auto revoked = read_revoked(dir_);
   auto is_revoked = [&](X509* c) {
     const auto s = serial_hex(c);
@@ -283,12 +305,12 @@ void Fleet::enrol_camera(const std::string& serial, const std::string& officer, 
     if (is_revoked(other.get())) continue;
     const auto other_name = e.path().stem().string();
     if (other_name == serial) throw PkiError("camera '" + serial + "' is already enrolled; revoke it first");
-    if (EVP_PKEY_eq(X509_get0_pubkey(other.get()), pub.get()) == 1)
-      throw PkiError(public_key_pem.string() + ": this key is already enrolled as camera '" + other_name + "'");
+    if (EVP_PKEY_eq(X509_get0_pubkey(other.get()), pub) == 1)
+      throw PkiError(key_source + ": this key is already enrolled as camera '" + other_name + "'");
   }
   auto ca = load_cert(dir_ / "ca.crt");
   auto ca_key = load_private_key(dir_ / "ca.key");
-  auto cert = make_cert({serial, role_name(Role::camera), officer}, pub.get(), ca.get(), ca_key.get(), v, false);
+  auto cert = make_cert({serial, role_name(Role::camera), officer}, pub, ca.get(), ca_key.get(), v, false);
   write_file(cert_path(dir_, Role::camera, serial), cert_pem(cert.get()), 0644);
 }
 

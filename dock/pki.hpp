@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+struct evp_pkey_st;
+
 namespace bodydock::pki {
 
 struct PkiError : std::runtime_error {
@@ -60,6 +62,10 @@ class Fleet {
   /// A camera's certificate for the public key its secure element made (PEM file).
   void enrol_camera(const std::string& serial, const std::string& officer, const std::filesystem::path& public_key_pem,
                     Validity v = {std::chrono::seconds(0), std::chrono::hours(24 * 1825)});
+  /// Binds an enrolled camera to another officer: a new certificate for the same device key,
+  /// the old one revoked (the CRL re-signed). The camera must be given the new certificate.
+  void reassign_camera(const std::string& serial, const std::string& officer,
+                       Validity v = {std::chrono::seconds(0), std::chrono::hours(24 * 1825)});
   /// Revokes the dock or camera called `name`; the CRL is re-signed.
   void revoke(const std::string& name, const std::string& reason);
   [[nodiscard]] std::vector<Issued> list() const;
@@ -74,6 +80,7 @@ class Fleet {
  private:
   explicit Fleet(std::filesystem::path dir) : dir_(std::move(dir)) {}
   void write_crl() const;
+  void enrol_key(const std::string& serial, const std::string& officer, evp_pkey_st* pub, const std::string& key_source, Validity v);
   std::filesystem::path dir_;
 };
 

@@ -46,6 +46,7 @@ struct Service {
   std::unique_ptr<SystemdNotifier> notifier;
   std::unique_ptr<asio::thread_pool> sink_pool;
   std::unique_ptr<s3::Client> s3_client;
+  std::shared_ptr<s3::RateLimiter> limiter;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Dock> dock;
   std::unique_ptr<usb::UsbContext> usb;
@@ -78,7 +79,9 @@ struct Service {
       if (!cfg.s3_ca_file.empty()) endpoint.ca_file = cfg.s3_ca_file.string();
       s3_client = std::make_unique<s3::Client>(ioc.get_executor(), endpoint, s3::Credentials{cfg.s3_access_key_id, cfg.s3_secret_access_key, {}},
                                                cfg.s3_timeout);
-      s3_client->set_rate_limiter(std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(cfg.upload_mbps, cfg.upload_schedule)));
+      // One limiter for the dock's life: a reload changes its schedule in place.
+      limiter = std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(cfg.upload_mbps, cfg.upload_schedule));
+      s3_client->set_rate_limiter(limiter);
       sink = std::make_unique<S3Sink>(*s3_client, S3Location::parse(cfg.store), *sink_pool, std::size_t{cfg.s3_part_mib} << 20,
                                       Retention::make(cfg.retention_mode, cfg.retention_days));
     } else {
@@ -99,9 +102,12 @@ struct Service {
     else if (cfg.port_power == "sysfs") power = std::make_unique<hw::SysfsPortPower>();
     if (power) slots->set_port_power(power.get(), UsbSlots::PowerPolicy{});
 
-    if (!cfg.web_listen.empty()) {
+    {
+      // The web page when configured; the control socket for dockctl always.
       web::WebOptions o;
-      std::tie(o.address, o.port) = web::parse_listen(cfg.web_listen);
+      o.listen_tcp = !cfg.web_listen.empty();
+      if (o.listen_tcp) std::tie(o.address, o.port) = web::parse_listen(cfg.web_listen);
+      o.control_socket = cfg.control_socket;
       if (cfg.web_tls) {
         o.tls_cert = cfg.trust_dir / "dock.crt";
         o.tls_key = cfg.trust_dir / "dock.key";
@@ -120,12 +126,7 @@ struct Service {
     try {
       auto fresh = load_config(config_file);
       for (const auto& w : fresh.warnings) log(Level::warning, "config: ", w);
-      Log::set_level(level_of(fresh.log_level));
-      if (s3_client && (fresh.upload_mbps != cfg.upload_mbps || fresh.upload_schedule != cfg.upload_schedule)) {
-        s3_client->set_rate_limiter(std::make_shared<s3::RateLimiter>(s3::RateSchedule::parse(fresh.upload_mbps, fresh.upload_schedule)));
-        log(Level::notice, "reload: upload cap now ", fresh.upload_mbps, " MB/s", fresh.upload_schedule.empty() ? "" : ", schedule ",
-            fresh.upload_schedule);
-      }
+      apply_reload(fresh, limiter.get(), *dock, cfg.trust_dir);
       const auto needs_restart = [&] {
         std::vector<std::string> changed;
         if (fresh.state_dir != cfg.state_dir || fresh.trust_dir != cfg.trust_dir) changed.emplace_back("[dock] directories");
@@ -133,6 +134,7 @@ struct Service {
             fresh.s3_secret_access_key != cfg.s3_secret_access_key)
           changed.emplace_back("[storage]");
         if (fresh.web_listen != cfg.web_listen || fresh.web_tls != cfg.web_tls) changed.emplace_back("[web]");
+        if (fresh.control_socket != cfg.control_socket) changed.emplace_back("dock.control_socket");
         if (fresh.slots.size() != cfg.slots.size()) changed.emplace_back("[board]");
         return changed;
       }();
@@ -195,6 +197,30 @@ struct Service {
 
 }  // namespace
 
+void reload_trust(Dock& dock, const std::filesystem::path& trust_dir) {
+  try {
+    auto identity = std::make_shared<const pki::DockIdentity>(pki::load_dock_identity(trust_dir));
+    if (auto err = dock.set_identity(std::move(identity))) log(Level::error, "reload: ", *err, "; keeping the trust in use");
+    else log(Level::notice, "reload: trust directory ", trust_dir.string(), " (fleet CA and CRL) read again");
+  } catch (const std::exception& e) {
+    log(Level::error, "reload: ", e.what(), "; keeping the trust in use");
+  }
+}
+
+void apply_reload(const Config& fresh, s3::RateLimiter* limiter, Dock& dock, const std::filesystem::path& trust_dir) {
+  Log::set_level(level_of(fresh.log_level));
+  if (limiter) {
+    try {
+      limiter->set_schedule(s3::RateSchedule::parse(fresh.upload_mbps, fresh.upload_schedule));
+      log(Level::notice, "reload: upload cap now ", fresh.upload_mbps, " MB/s", fresh.upload_schedule.empty() ? "" : ", schedule ",
+          fresh.upload_schedule);
+    } catch (const std::invalid_argument& e) {
+      log(Level::error, "reload: upload cap: ", e.what(), "; keeping the one in force");
+    }
+  }
+  reload_trust(dock, trust_dir);
+}
+
 int run_service(const std::vector<std::string>& args) {
   Service svc;
   if (args.size() != 2 || args[0] != "--config") {
@@ -238,6 +264,7 @@ int run_service(const std::vector<std::string>& args) {
   asio::co_spawn(svc.ioc, svc.notifier->run_watchdog(), log_failure("watchdog"));
   asio::co_spawn(svc.ioc, svc.report_status(), log_failure("status"));
   svc.ioc.run();
+  Log::flush_repeats();  // a flood's count, before the journal loses the process
   svc.lights->dark();
   svc.sink_pool->join();
   return 0;

@@ -233,7 +233,8 @@ asio::awaitable<error_code> Session::handshake() {
 }
 
 asio::awaitable<error_code> Session::authenticate(std::string& refused) {
-  const auto& me = *dock_.cfg_.identity;
+  const auto identity = dock_.cfg_.identity;  // a reload may replace it while this docking runs
+  const auto& me = *identity;
   const auto started = Clock::now();
   proto::AuthBegin begin;
   const auto nonce = proto::crypto::random_bytes(proto::kNonceSize);

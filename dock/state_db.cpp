@@ -398,6 +398,39 @@ void StateDb::revoke_camera(const std::string& serial, const std::string& by, co
   s.bind(1, serial).bind(2, by).bind(3, reason).bind(4, now_ms()).step();
 }
 
+bool StateDb::reinstate_camera(const std::string& serial) {
+  Stmt s(db_, "DELETE FROM revoked_cameras WHERE serial=?1");
+  s.bind(1, serial).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+std::vector<CameraRow> StateDb::cameras() {
+  std::vector<CameraRow> out;
+  std::map<std::string, std::size_t> index;
+  {
+    Stmt s(db_, "SELECT c.serial, c.model, c.firmware, c.officer, c.last_seen_ms, r.by_whom, r.reason "
+                "FROM cameras c LEFT JOIN revoked_cameras r ON r.serial = c.serial ORDER BY c.serial");
+    while (s.step()) {
+      CameraRow c;
+      c.serial = s.text(0);
+      c.model = s.text(1);
+      c.firmware = s.text(2);
+      c.officer = s.text(3);
+      c.last_seen_ms = s.i64(4);
+      if (!s.is_null(5)) c.revoked = s.text(5) + ": " + s.text(6);
+      index[c.serial] = out.size();
+      out.push_back(std::move(c));
+    }
+  }
+  Stmt s(db_, "SELECT serial, state, COUNT(*) FROM segments WHERE state <> 'PURGED' GROUP BY serial, state");
+  while (s.step()) {
+    const auto it = index.find(s.text(0));
+    const auto st = state_from_name(s.text(1));
+    if (it != index.end() && st) out[it->second].segments[*st] = static_cast<std::uint64_t>(s.i64(2));
+  }
+  return out;
+}
+
 std::optional<std::string> StateDb::camera_revoked(const std::string& serial) {
   Stmt s(db_, "SELECT by_whom, reason FROM revoked_cameras WHERE serial=?1");
   s.bind(1, serial);

@@ -65,6 +65,15 @@ struct QueueView {
   std::uint64_t spool_bytes = 0;                 ///< as spool_bytes()
 };
 
+/// A camera this dock has seen (dockctl cameras list).
+struct CameraRow {
+  std::string serial, model, firmware;
+  std::string officer;                         ///< from its certificate; empty before it authenticated
+  std::int64_t last_seen_ms = 0;               ///< Unix ms of its last docking
+  std::optional<std::string> revoked;          ///< "by: reason" when revoked at this dock
+  std::map<SegState, std::uint64_t> segments;  ///< its segments per state, PURGED left out
+};
+
 /// How a camera proved who it is at its last authenticated docking.
 struct CameraIdentity {
   proto::Bytes certificate;  ///< DER, issued by the fleet CA
@@ -104,6 +113,10 @@ class StateDb {
   QueueView queue_view();
   /// An admin revoked the camera at this dock: it gets charge-only until lifted. Idempotent.
   void revoke_camera(const std::string& serial, const std::string& by, const std::string& reason);
+  /// Lifts a revocation made at this dock; false if the camera was not revoked here.
+  bool reinstate_camera(const std::string& serial);
+  /// Every camera seen, by serial.
+  std::vector<CameraRow> cameras();
   /// "by: reason" if the camera is revoked at this dock.
   std::optional<std::string> camera_revoked(const std::string& serial);
   /// An admin keeps a QUARANTINED segment on the camera (history row with `why`); false if

@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +23,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
 #include <algorithm>
 #include <set>
 
@@ -33,6 +39,7 @@ namespace http = beast::http;
 namespace json = boost::json;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
@@ -116,17 +123,39 @@ std::optional<std::string> string_field(const json::object& o, std::string_view 
   return std::string(v->as_string());
 }
 
+/// Who sent a request.
+struct Caller {
+  std::string peer;    ///< the client's address; "control socket" for the local one
+  bool local = false;  ///< on the control socket: the dock's operator (the socket's permissions let them in)
+  std::string creds;   ///< local: the peer's uid (and name) as the kernel tells it
+};
+
+/// "uid 1000 (alice)" for the process at the other end of a Unix socket.
+std::string peer_credentials(local::socket& socket) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "uid unknown";
+  std::string out = "uid " + std::to_string(cred.uid);
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[1024];
+  if (::getpwuid_r(cred.uid, &pw, buf, sizeof buf, &found) == 0 && found) out += std::string(" (") + found->pw_name + ")";
+  return out;
+}
+
 }  // namespace
 
 struct WebServer::Impl {
   Impl(asio::io_context& ioc_, Dock& dock_, WebOptions o, AdminHooks h)
-      : ioc(ioc_), dock(dock_), opts(std::move(o)), hooks(std::move(h)), acceptor(ioc_), pushed(ioc_.get_executor()) {}
+      : ioc(ioc_), dock(dock_), opts(std::move(o)), hooks(std::move(h)), acceptor(ioc_), control(ioc_), pushed(ioc_.get_executor()) {}
 
   asio::io_context& ioc;
   Dock& dock;
   WebOptions opts;
   AdminHooks hooks;
   tcp::acceptor acceptor;
+  local::acceptor control;     ///< the control socket (open when WebOptions::control_socket is set)
+  bool made_socket_file = false;
   std::unique_ptr<ssl::context> tls;
   AccountStore accounts;
   SessionStore sessions;
@@ -139,7 +168,6 @@ struct WebServer::Impl {
   usb::AsyncEvent pushed;
   std::size_t connections = 0;
   std::size_t streams = 0;
-  std::set<tcp::socket*> open_sockets;
   bool stopping = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
@@ -179,9 +207,10 @@ struct WebServer::Impl {
     }
   }
 
-  asio::awaitable<void> accept_loop(std::shared_ptr<bool> live) {
+  template <typename Acceptor>
+  asio::awaitable<void> accept_loop(Acceptor& listener, std::shared_ptr<bool> live) {
     while (*live && !stopping) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+      auto [ec, socket] = co_await listener.async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !*live || stopping) co_return;
         log(Level::warning, "web page: accept failed: ", ec.message());
@@ -207,10 +236,22 @@ struct WebServer::Impl {
     }
   }
 
+  asio::awaitable<void> connection(local::socket socket, std::shared_ptr<bool> live) {
+    Caller caller;
+    caller.peer = "control socket";
+    caller.local = true;
+    caller.creds = peer_credentials(socket);
+    beast::basic_stream<local> stream(std::move(socket));
+    co_await serve(stream, caller, live);
+    boost::system::error_code ec;
+    stream.socket().shutdown(local::socket::shutdown_send, ec);
+  }
+
   asio::awaitable<void> connection(tcp::socket socket, std::shared_ptr<bool> live) {
     boost::system::error_code ec;
     const auto peer_ep = socket.remote_endpoint(ec);
-    const std::string peer = ec ? "?" : peer_ep.address().to_string();
+    Caller peer;
+    peer.peer = ec ? "?" : peer_ep.address().to_string();
     if (https()) {
       beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
       beast::get_lowest_layer(stream).expires_after(opts.request_timeout);
@@ -227,7 +268,7 @@ struct WebServer::Impl {
   }
 
   template <typename Stream>
-  asio::awaitable<void> serve(Stream& stream, const std::string& peer, std::shared_ptr<bool> live) {
+  asio::awaitable<void> serve(Stream& stream, const Caller& caller, std::shared_ptr<bool> live) {
     beast::flat_buffer buffer(opts.max_header_bytes + opts.max_body_bytes);
     bool first = true;
     while (*live && !stopping) {
@@ -253,7 +294,7 @@ struct WebServer::Impl {
       if (ec) {
         // Oversized or malformed: answer once, then close.
         const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit || ec == http::error::buffer_overflow;
-        log(Level::notice, "web page: bad request from ", peer, ": ", ec.message());
+        log(Level::notice, "web page: bad request from ", caller.peer, ": ", ec.message());
         Reply r = too_big ? error_reply(http::status::payload_too_large, "request too large")
                           : error_reply(http::status::bad_request, "malformed request");
         auto res = finish(r, 11, false);
@@ -262,10 +303,10 @@ struct WebServer::Impl {
       }
       auto req = parser.release();
       if (req.method() == http::verb::get && req.target() == "/api/v1/events") {
-        co_await event_stream(stream, req, live);
+        co_await event_stream(stream, req, caller, live);
         co_return;
       }
-      Reply r = co_await handle(req, peer);
+      Reply r = co_await handle(req, caller);
       auto res = finish(r, req.version(), req.keep_alive());
       const bool keep = res.keep_alive();
       if (!co_await write(stream, res)) co_return;
@@ -302,8 +343,9 @@ struct WebServer::Impl {
   /// Server-Sent Events: the status now, then each new one as it is made. A client that does
   /// not keep up is dropped (its writes time out), so it never holds memory or the loop.
   template <typename Stream>
-  asio::awaitable<void> event_stream(Stream& stream, const http::request<http::string_body>& req, std::shared_ptr<bool> live) {
-    if (auto refused = check_viewer(req)) {
+  asio::awaitable<void> event_stream(Stream& stream, const http::request<http::string_body>& req, const Caller& caller,
+                                     std::shared_ptr<bool> live) {
+    if (auto refused = check_viewer(req, caller)) {
       auto res = finish(*refused, req.version(), false);
       co_await write(stream, res);
       co_return;
@@ -360,29 +402,36 @@ struct WebServer::Impl {
     return sessions.find(*id, Clock::now());
   }
 
-  std::optional<Reply> check_viewer(const http::request<http::string_body>& req) {
-    if (opts.status_public || session_of(req)) return std::nullopt;
+  std::optional<Reply> check_viewer(const http::request<http::string_body>& req, const Caller& caller) {
+    if (caller.local || opts.status_public || session_of(req)) return std::nullopt;
     return error_reply(http::status::unauthorized, "log in to see the dock's status");
   }
 
-  asio::awaitable<Reply> handle(const http::request<http::string_body>& req, const std::string& peer) {
+  asio::awaitable<Reply> handle(const http::request<http::string_body>& req, const Caller& caller) {
     const auto target = std::string_view(req.target().data(), req.target().size());
     if (!clean_target(target)) {
-      log(Level::notice, "web page: refused path from ", peer);
+      log(Level::notice, "web page: refused path from ", caller.peer);
       co_return error_reply(http::status::bad_request, "bad path");
     }
     const auto path = target.substr(0, target.find('?'));
     const auto verb = req.method();
     if (verb == http::verb::get) {
       if (path == "/api/v1/status") {
-        if (auto refused = check_viewer(req)) co_return *refused;
+        if (auto refused = check_viewer(req, caller)) co_return *refused;
         if (!status || unix_ms() - status_ms > 250) co_await refresh();
         Reply r;
         r.body = *status;
         co_return r;
       }
+      // Lists of every camera and every waiting segment (serials, officers) are not part of the
+      // public status: a login or the control socket.
+      if (path == "/api/v1/queue" || path == "/api/v1/cameras") {
+        if (!caller.local && !session_of(req)) co_return error_reply(http::status::unauthorized, "log in to see this");
+        if (path == "/api/v1/queue") co_return co_await queue_list();
+        co_return co_await camera_list();
+      }
       if (path == "/metrics") {
-        if (auto refused = check_viewer(req)) co_return *refused;
+        if (auto refused = check_viewer(req, caller)) co_return *refused;
         if (!status || unix_ms() - status_ms > 250) co_await refresh();
         Snapshot snap;
         snap.unix_ms = status_ms;
@@ -419,8 +468,10 @@ struct WebServer::Impl {
     }
     // Every POST: JSON only (a cross-site form cannot send it without a preflight we never
     // grant), and from this page's own origin when the browser says where it comes from.
-    if (auto refused = check_post(req)) co_return *refused;
-    if (path == "/api/v1/login") co_return co_await login(req, peer);
+    if (auto refused = check_post(req, caller)) co_return *refused;
+    if (caller.local && (path == "/api/v1/login" || path == "/api/v1/logout"))
+      co_return error_reply(http::status::bad_request, "the control socket needs no login");
+    if (path == "/api/v1/login") co_return co_await login(req, caller.peer);
     if (path == "/api/v1/logout") {
       Reply r = json_reply(http::status::ok, json::object{{"ok", true}});
       if (const auto* s = session_of(req)) {
@@ -430,7 +481,7 @@ struct WebServer::Impl {
       r.headers.emplace_back("Set-Cookie", clear_session_cookie(https()));
       co_return r;
     }
-    if (path.starts_with("/api/v1/actions/")) co_return co_await action(req, path.substr(16), peer);
+    if (path.starts_with("/api/v1/actions/")) co_return co_await action(req, path.substr(16), caller);
     co_return error_reply(http::status::not_found, "not found");
   }
 
@@ -439,10 +490,11 @@ struct WebServer::Impl {
     return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
   }
 
-  std::optional<Reply> check_post(const http::request<http::string_body>& req) {
+  std::optional<Reply> check_post(const http::request<http::string_body>& req, const Caller& caller) {
     const auto type = header(req, "Content-Type");
     if (type.substr(0, type.find(';')) != "application/json")
       return error_reply(http::status::unsupported_media_type, "send JSON (Content-Type: application/json)");
+    if (caller.local) return std::nullopt;  // no browser reaches a Unix socket
     const auto origin = header(req, "Origin");
     const auto host = header(req, "Host");
     if (!origin.empty()) {
@@ -510,12 +562,75 @@ struct WebServer::Impl {
     co_return r;
   }
 
-  asio::awaitable<Reply> action(const http::request<http::string_body>& req, std::string_view name, const std::string& peer) {
+  /// The upload queue in the order it is sent: flagged segments first, then the oldest.
+  asio::awaitable<Reply> queue_list() {
+    const auto rows = co_await dock.in_state(SegState::spooled);
+    json::array items;
+    for (const auto& r : rows) {
+      json::object item;
+      item["serial"] = r.serial;
+      item["segment"] = r.seq;
+      item["bytes"] = r.manifest.size;
+      item["recorded_utc_ms"] = r.manifest.start_utc_ms;
+      item["priority"] = r.manifest.priority();
+      item["uploading"] = dock.uploading(r.serial, r.seq);
+      item["attempts"] = r.attempts;
+      item["last_error"] = r.reason;
+      items.push_back(std::move(item));
+    }
+    const auto& up = dock.uplink();
+    json::object out;
+    out["paused"] = dock.uploads_paused();
+    out["uplink"] = uplink_state_name(up.state);
+    out["alert"] = up.alert;
+    out["items"] = std::move(items);
+    co_return json_reply(http::status::ok, out);
+  }
+
+  /// Every camera this dock has seen: who it belongs to, where it is, what it still holds.
+  asio::awaitable<Reply> camera_list() {
+    const auto rows = co_await dock.cameras();
+    json::array list;
+    for (const auto& c : rows) {
+      json::object o;
+      o["serial"] = c.serial;
+      o["model"] = c.model;
+      o["firmware"] = c.firmware;
+      o["officer"] = c.officer;
+      o["last_seen_ms"] = c.last_seen_ms;
+      o["revoked"] = c.revoked ? json::value(*c.revoked) : json::value(nullptr);
+      json::value slot = nullptr;
+      for (const auto& s : dock.slots())
+        if (s.serial == c.serial && s.phase != SlotPhase::empty) slot = s.index;
+      o["slot"] = slot;
+      json::object counts;
+      for (const auto& [st, n] : c.segments) counts[state_name(st)] = n;
+      o["segments"] = std::move(counts);
+      list.push_back(std::move(o));
+    }
+    co_return json_reply(http::status::ok, json::object{{"cameras", std::move(list)}});
+  }
+
+  /// The audit log's name for the one who acts: the web account, or on the control socket the
+  /// operator (the name dockctl gives, then the uid the kernel gives).
+  std::optional<std::string> actor_of(const http::request<http::string_body>& req, const Caller& caller) {
+    if (caller.local) {
+      const auto said = std::string(header(req, "X-Operator"));
+      return "operator " + (valid_account_name(said) ? said : std::string("?")) + " [" + caller.creds + "]";
+    }
     const auto* s = session_of(req);
-    if (!s) co_return error_reply(http::status::unauthorized, "log in first");
-    if (s->role != Role::admin) co_return error_reply(http::status::forbidden, "this account may only view");
-    if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
-    const std::string admin = "admin " + s->user;  // the session may end while this action waits
+    if (!s || s->role != Role::admin || !SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) return std::nullopt;
+    return "admin " + s->user;
+  }
+
+  asio::awaitable<Reply> action(const http::request<http::string_body>& req, std::string_view name, const Caller& caller) {
+    if (!caller.local) {
+      const auto* s = session_of(req);
+      if (!s) co_return error_reply(http::status::unauthorized, "log in first");
+      if (s->role != Role::admin) co_return error_reply(http::status::forbidden, "this account may only view");
+      if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
+    }
+    const std::string admin = actor_of(req, caller).value_or("?");  // the session may end while this action waits
     boost::system::error_code ec;
     auto parsed = json::parse(req.body().empty() ? std::string_view("{}") : std::string_view(req.body()), ec);
     if (ec || !parsed.is_object()) co_return error_reply(http::status::bad_request, "the body must be a JSON object");
@@ -525,7 +640,7 @@ struct WebServer::Impl {
     e.actor = admin;
     e.event = "admin action";
     e.details["action"] = name;
-    e.details["from"] = peer;
+    e.details["from"] = caller.peer;
     e.why = reason.empty() ? std::string(name) : std::string(name) + ": " + reason;
     std::string done;
     if (name == "retry") {
@@ -551,6 +666,13 @@ struct WebServer::Impl {
       if (auto err = co_await dock.revoke_camera(*serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
       e.camera = *serial;
       done = "camera " + *serial + " revoked at this dock";
+    } else if (name == "reinstate") {
+      const auto serial = string_field(body, "serial", 64);
+      if (!serial || serial->empty()) co_return error_reply(http::status::bad_request, "reinstate needs \"serial\"");
+      if (reason.empty()) co_return error_reply(http::status::bad_request, "reinstate needs a written \"reason\"");
+      if (auto err = co_await dock.reinstate_camera(*serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
+      e.camera = *serial;
+      done = "camera " + *serial + " reinstated at this dock";
     } else if (name == "quarantine") {
       const auto serial = string_field(body, "serial", 64);
       const auto* seq = field(body, "segment");
@@ -570,7 +692,7 @@ struct WebServer::Impl {
     status_ms = 0;  // the next status shows what the action changed
     log(Level::notice, "web page: ", admin, ": ", done, reason.empty() ? "" : " (", reason, reason.empty() ? "" : ")");
     // Revocations and quarantine decisions were audited by the dock, in the step that made them.
-    if (name != "revoke" && name != "quarantine") co_await dock.audit_by(std::move(e));
+    if (name != "revoke" && name != "reinstate" && name != "quarantine") co_await dock.audit_by(std::move(e));
     co_return json_reply(http::status::ok, json::object{{"ok", true}, {"message", done}});
   }
 };
@@ -594,27 +716,65 @@ WebServer::WebServer(asio::io_context& ioc, Dock& dock, WebOptions options, Admi
     for (const auto& w : impl_->accounts.warnings) log(Level::warning, "web page: ", w);
   }
   boost::system::error_code ec;
-  const tcp::endpoint ep(asio::ip::make_address(o.address, ec), o.port);
-  if (ec) throw std::runtime_error("web page: '" + o.address + "' is not an IP address");
-  auto& a = impl_->acceptor;
-  a.open(ep.protocol(), ec);
-  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) a.bind(ep, ec);
+  if (o.listen_tcp) {
+    const tcp::endpoint ep(asio::ip::make_address(o.address, ec), o.port);
+    if (ec) throw std::runtime_error("web page: '" + o.address + "' is not an IP address");
+    auto& a = impl_->acceptor;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("web page: cannot listen on " + where + ": " + ec.message());
+  }
+  if (!o.control_socket.empty()) open_control_socket();
+}
+
+void WebServer::open_control_socket() {
+  const auto& path = impl_->opts.control_socket;
+  const std::string what = "control socket " + path.string() + ": ";
+  if (path.string().size() >= sizeof(sockaddr_un::sun_path)) throw std::runtime_error(what + "the path is too long for a Unix socket");
+  std::error_code fec;
+  const auto st = std::filesystem::symlink_status(path, fec);
+  if (st.type() == std::filesystem::file_type::socket) {
+    // Left by a dock that stopped, or held by one that runs: only the first may be replaced.
+    local::socket probe(impl_->ioc);
+    boost::system::error_code ec;
+    probe.connect(local::endpoint(path.string()), ec);
+    if (!ec) throw std::runtime_error(what + "another dockd answers there");
+    std::filesystem::remove(path, fec);
+  } else if (st.type() != std::filesystem::file_type::not_found) {
+    throw std::runtime_error(what + "something else is there; not replacing it");
+  }
+  auto& a = impl_->control;
+  boost::system::error_code ec;
+  a.open(local{}, ec);
+  if (!ec) a.bind(local::endpoint(path.string()), ec);
+  // Before listen(): no one can connect while the socket still has the umask's permissions.
+  if (!ec && ::chmod(path.c_str(), 0660) != 0) ec.assign(errno, boost::system::system_category());
+  if (!ec) impl_->made_socket_file = true;
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("web page: cannot listen on " + where + ": " + ec.message());
+  if (ec) throw std::runtime_error(what + "cannot listen: " + ec.message());
 }
 
 WebServer::~WebServer() {
   stop();
   *impl_->alive = false;
   impl_->kdf_pool.join();
+  std::error_code ec;
+  if (impl_->made_socket_file) std::filesystem::remove(impl_->opts.control_socket, ec);
 }
 
 void WebServer::start() {
   auto live = impl_->alive;
-  asio::co_spawn(impl_->ioc, impl_->accept_loop(live), [](std::exception_ptr e) { log_if_failed("web page", e); });
+  if (impl_->acceptor.is_open())
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->acceptor, live), [](std::exception_ptr e) { log_if_failed("web page", e); });
+  if (impl_->control.is_open()) {
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->control, live), [](std::exception_ptr e) { log_if_failed("control socket", e); });
+    log(Level::notice, "control socket for dockctl at ", impl_->opts.control_socket.string());
+  }
   asio::co_spawn(impl_->ioc, impl_->pusher(live), [](std::exception_ptr e) { log_if_failed("web page: live updates", e); });
-  log(Level::notice, "web page on ", url(), impl_->accounts.empty() ? " (no accounts: admin actions unavailable)" : "");
+  if (impl_->acceptor.is_open())
+    log(Level::notice, "web page on ", url(), impl_->accounts.empty() ? " (no accounts: admin actions unavailable)" : "");
 }
 
 void WebServer::stop() {
@@ -622,6 +782,7 @@ void WebServer::stop() {
   impl_->stopping = true;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->control.close(ec);
   impl_->pushed.notify();
 }
 
@@ -632,6 +793,7 @@ std::uint16_t WebServer::port() const {
 }
 
 std::string WebServer::url() const {
+  if (!impl_->opts.listen_tcp) return "unix:" + impl_->opts.control_socket.string();
   const auto& a = impl_->opts.address;
   const bool v6 = a.find(':') != std::string::npos;
   return std::string(impl_->https() ? "https://" : "http://") + (v6 ? "[" + a + "]" : a) + ":" + std::to_string(port()) + "/";

@@ -8,7 +8,11 @@
 ///   GET  /metrics                    Prometheus text format
 ///   GET  /api/v1/session             who is logged in, and the CSRF token for actions
 ///   POST /api/v1/login, /api/v1/logout
+///   GET  /api/v1/queue               the upload queue, item by item, in the order it is sent (login)
+///   GET  /api/v1/cameras             every camera this dock has seen (login)
 ///   POST /api/v1/actions/NAME        admin actions (login, CSRF token, JSON body; audited)
+///
+/// The same API answers on the control socket (WebOptions::control_socket) for dockctl.
 ///
 /// Hard against hostile clients: every request must arrive whole within a deadline (slow
 /// clients are cut off), headers and bodies are size-limited, the number of connections and
@@ -30,8 +34,16 @@
 namespace bodydock::dock::web {
 
 struct WebOptions {
+  /// The page on TCP; false: only the control socket.
+  bool listen_tcp = true;
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;
+  /// The control socket for dockctl (a Unix stream socket, made 0660; empty: none). It serves
+  /// the same API, and whoever may open it is the dock's operator: no login, no CSRF token.
+  /// The file system is the lock: under dockd.service it lives in /run/bodydock (0750, group
+  /// bodydock), so only root and the service group get in. Actions name the caller in the
+  /// audit log by the uid the kernel gives for the peer, and the name dockctl says it runs as.
+  std::filesystem::path control_socket;
   /// HTTPS: the dock's certificate (chain) and key, PEM. Empty: plain HTTP (loopback).
   std::filesystem::path tls_cert, tls_key;
   /// Viewers see the status without logging in; false: status, events and metrics need a login too.
@@ -69,11 +81,13 @@ class WebServer {
   /// Serves until stop().
   void start();
   void stop();
-  /// "http://127.0.0.1:8080/" (the port actually bound when 0 was asked for).
+  /// "http://127.0.0.1:8080/" (the port actually bound when 0 was asked for); without TCP,
+  /// "unix:PATH" of the control socket.
   [[nodiscard]] std::string url() const;
   [[nodiscard]] std::uint16_t port() const;
 
  private:
+  void open_control_socket();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

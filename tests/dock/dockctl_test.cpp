@@ -15,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <thread>
@@ -286,6 +288,172 @@ BOOST_AUTO_TEST_CASE(status_of_a_running_demo_and_of_no_dock) {
   BOOST_TEST(contains(out, "the dock is not answering at"), out);
   std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "status", "--frob"}, dir / "out.log");
   BOOST_TEST(rc == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Binding cameras to officers happens at the fleet CA: `cameras enrol` as `pki enrol-camera`,
+// `cameras assign` re-issues the certificate for the same device key and revokes the old one.
+BOOST_AUTO_TEST_SUITE(dockctl_cameras_at_the_fleet)
+
+BOOST_AUTO_TEST_CASE(enrol_and_assign_to_another_officer) {
+  test::TempDir dir;
+  const auto fleet = (dir / "fleet").string();
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DOCKCTL_PATH);
+    return test::run_command(args, dir / "out.log");
+  };
+  auto [rc, out] = run({"pki", "init", "--dir", fleet, "--name", "Gemeente Testdam"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "device-key", "--out-private", (dir / "cam.key").string(), "--out-public", (dir / "cam.pub").string()});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"cameras", "enrol", "--dir", fleet, "--serial", "BC-0009", "--officer", "H-1111", "--pubkey", (dir / "cam.pub").string()});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  BOOST_CHECK_MESSAGE(contains(out, "camera 'BC-0009' enrolled for officer 'H-1111'"), out);
+  const auto cert = dir / "fleet" / "cameras" / "BC-0009.crt";
+  std::filesystem::copy_file(cert, dir / "old.crt");
+  std::tie(rc, out) = run({"cameras", "assign", "--dir", fleet, "--serial", "BC-0009", "--officer", "H-2222"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  BOOST_CHECK_MESSAGE(contains(out, "now belongs to officer 'H-2222'") && contains(out, "the old one is revoked"), out);
+  // The new binding is good for the same key; the old one is refused.
+  std::tie(rc, out) = run({"pki", "check", "--dir", fleet, "--cert", cert.string(), "--role", "camera", "--name", "BC-0009"});
+  BOOST_CHECK_MESSAGE(rc == 0, out);
+  std::tie(rc, out) = run({"pki", "check", "--dir", fleet, "--cert", (dir / "old.crt").string(), "--role", "camera"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "REFUSED: certificate revoked"), out);
+  std::tie(rc, out) = run({"pki", "list", "--dir", fleet});
+  BOOST_CHECK_MESSAGE(contains(out, "BC-0009") && contains(out, "H-2222") && !contains(out, "H-1111"), out);
+  BOOST_CHECK_EQUAL(test::slurp(dir / "fleet" / "cameras" / "BC-0009.crt") == test::slurp(dir / "old.crt"), false);
+  // Errors: unknown camera (1), missing officer (2), an officer id that cannot be one (1).
+  std::tie(rc, out) = run({"cameras", "assign", "--dir", fleet, "--serial", "BC-0404", "--officer", "H-2"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "no camera called 'BC-0404'"), out);
+  std::tie(rc, out) = run({"cameras", "assign", "--dir", fleet, "--serial", "BC-0009"});
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK_MESSAGE(contains(out, "--officer is required"), out);
+  std::tie(rc, out) = run({"cameras", "assign", "--dir", fleet, "--serial", "BC-0009", "--officer", "a b"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "not a valid officer id"), out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// dockctl against a running dock over its control socket: every subcommand's output and exit
+// code, the socket's permissions, the audit trail naming the operator, and a clear message
+// when no dock runs or the caller may not use the socket.
+BOOST_AUTO_TEST_SUITE(dockctl_control)
+
+BOOST_AUTO_TEST_CASE(operator_commands_over_the_control_socket) {
+  test::TempDir dir;
+  const auto sock = (dir / "control.sock").string();
+  const auto state = dir / "state";
+  test::Daemon demo({DOCKD_PATH, "demo", "--cameras", "2", "--segments", "3", "--segment-mib", "2", "--store", (dir / "store").string(), "--state",
+                     state.string(), "--no-table", "--control", sock},
+                    dir / "demo.log");
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DOCKCTL_PATH);
+    args.push_back("--socket");
+    args.push_back(sock);
+    return test::run_command(args, dir / "out.log");
+  };
+  for (int i = 0; i < 600 && !std::filesystem::exists(sock); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_REQUIRE_MESSAGE(std::filesystem::exists(sock), test::slurp(dir / "demo.log"));
+  // Only the owner and the group (under systemd: root and the bodydock group) may connect.
+  BOOST_CHECK((std::filesystem::status(sock).permissions() & std::filesystem::perms::all) ==
+              (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
+               std::filesystem::perms::group_write));
+
+  // Hold the queue: what is pulled waits, listed in the order it will be sent.
+  auto [rc, out] = ctl({"queue", "pause", "--reason", "uplink maintenance"});
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  BOOST_CHECK_MESSAGE(contains(out, "uploads paused"), out);
+  for (int i = 0; i < 300; ++i) {
+    std::tie(rc, out) = ctl({"queue"});
+    BOOST_REQUIRE_MESSAGE(rc == 0, out);
+    if (contains(out, "waiting ") && contains(out, "BC-000")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  BOOST_CHECK_MESSAGE(contains(out, "PAUSED by an operator"), out);
+  BOOST_CHECK_MESSAGE(contains(out, "camera") && contains(out, "segment") && contains(out, "waiting ") && contains(out, "MiB waiting for storage"), out);
+  std::tie(rc, out) = ctl({"queue", "list"});
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "2.0  waiting"), out);
+  std::tie(rc, out) = ctl({"queue", "resume"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "uploads resumed"), out);
+  std::tie(rc, out) = ctl({"queue", "retry"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "uploads retry now"), out);
+  for (int i = 0; i < 600; ++i) {
+    std::tie(rc, out) = ctl({"status"});
+    BOOST_REQUIRE_MESSAGE(rc == 0, out);
+    if (contains(out, "stored 6 segments")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  BOOST_CHECK_MESSAGE(contains(out, "slot LED") && contains(out, "stored 6 segments"), out);
+  std::tie(rc, out) = ctl({"queue"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "0 segment(s), 0.0 MiB waiting for storage") && !contains(out, "PAUSED"), out);
+
+  // Cameras: who they belong to, where they are; a revocation here and its lifting, audited.
+  std::tie(rc, out) = ctl({"cameras"});
+  BOOST_CHECK_EQUAL(rc, 0);
+  BOOST_CHECK_MESSAGE(contains(out, "BC-0001") && contains(out, "officer-0101") && contains(out, "BC-0002") && contains(out, "2 camera(s)"), out);
+  std::tie(rc, out) = ctl({"cameras", "revoke", "BC-0002", "--reason", "reported stolen"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "camera BC-0002 revoked at this dock"), out);
+  std::tie(rc, out) = ctl({"cameras", "list"});
+  BOOST_CHECK_MESSAGE(contains(out, "REVOKED at this dock by operator") && contains(out, "reported stolen"), out);
+  std::tie(rc, out) = ctl({"cameras", "reinstate", "BC-0002", "--reason", "found in the locker"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "camera BC-0002 reinstated at this dock"), out);
+  std::tie(rc, out) = ctl({"cameras", "reinstate", "BC-0002", "--reason", "again"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "the dock refused: camera 'BC-0002' is not revoked at this dock"), out);
+  std::tie(rc, out) = ctl({"cameras", "revoke", "BC-0002"});
+  BOOST_CHECK_EQUAL(rc, 2);
+  BOOST_CHECK_MESSAGE(contains(out, "--reason"), out);
+  std::tie(rc, out) = ctl({"cameras", "revoke", "BC-0001", "BC-0002", "--reason", "x"});
+  BOOST_CHECK_EQUAL(rc, 2);
+
+  // Slots.
+  std::tie(rc, out) = ctl({"slots", "power-cycle", "1", "--reason", "camera hung"});
+  BOOST_CHECK_MESSAGE(rc == 0 && contains(out, "slot 1 power-cycled"), out);
+  std::tie(rc, out) = ctl({"slots", "power-cycle", "7"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "1..2"), out);
+  std::tie(rc, out) = ctl({"slots", "power-cycle", "one"});
+  BOOST_CHECK_EQUAL(rc, 2);
+  std::tie(rc, out) = ctl({"queue", "flush"});
+  BOOST_CHECK_EQUAL(rc, 2);
+  std::tie(rc, out) = ctl({"slots"});
+  BOOST_CHECK_EQUAL(rc, 2);
+
+  // Someone outside the socket's group: refused by the file system, told why.
+  if (::geteuid() == 0 && std::filesystem::exists("/usr/sbin/runuser")) {
+    char tmpl[] = "/tmp/bodydock-ctl.XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(tmpl));
+    const std::filesystem::path bin = std::filesystem::path(tmpl) / "dockctl";
+    std::filesystem::permissions(tmpl, std::filesystem::perms::owner_all | std::filesystem::perms::group_read | std::filesystem::perms::group_exec |
+                                           std::filesystem::perms::others_read | std::filesystem::perms::others_exec);
+    std::filesystem::copy_file(DOCKCTL_PATH, bin);
+    std::tie(rc, out) = test::run_command({"/usr/sbin/runuser", "-u", "nobody", "--", bin.string(), "status", "--socket", sock}, dir / "out.log");
+    BOOST_CHECK_EQUAL(rc, 1);
+    BOOST_CHECK_MESSAGE(contains(out, "no permission to use " + sock + ": run dockctl as root or as a member of the bodydock group"), out);
+    std::filesystem::remove_all(tmpl);
+  } else {
+    BOOST_TEST_MESSAGE("not root: the refusal of a caller outside the socket's group is not checked here");
+  }
+
+  demo.terminate();
+  BOOST_TEST(demo.wait_exit(std::chrono::seconds(20)) == 0);
+  BOOST_CHECK_MESSAGE(!std::filesystem::exists(sock), "the socket goes with the dock");
+  std::tie(rc, out) = ctl({"status"});
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK_MESSAGE(contains(out, "dockd is not running (nothing answers at " + sock + ")"), out);
+  std::tie(rc, out) = ctl({"cameras"});
+  BOOST_CHECK_EQUAL(rc, 1);
+
+  // Every action is in the audit log, naming the operator and the reason.
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "audit", "export", "--state", state.string()}, dir / "out.log");
+  BOOST_REQUIRE_MESSAGE(rc == 0, out);
+  for (const char* what : {"uplink maintenance", "reported stolen", "revocation lifted", "found in the locker", "camera hung", "operator "})
+    BOOST_CHECK_MESSAGE(contains(out, what), what);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

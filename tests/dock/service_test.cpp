@@ -70,7 +70,7 @@ std::uint16_t free_port() {
 
 std::string config(const test::TempDir& dir, std::uint16_t port, const std::string& level) {
   return "[dock]\nstate_dir = \"" + (dir / "state").string() + "\"\ntrust_dir = \"" + (dir / "trust").string() + "\"\nlog_level = \"" + level +
-         "\"\nlog_format = \"json\"\n"
+         "\"\nlog_format = \"json\"\ncontrol_socket = \"" + (dir / "control.sock").string() + "\"\n"
          "[board]\nport_power = \"none\"\n[[board.slot]]\nslot = 1\nport = \"9-1.1\"\n[[board.slot]]\nslot = 2\nport = \"9-1.2\"\n"
          "[leds]\nbackend = \"virtual\"\n"
          "[storage]\nstore = \"" + (dir / "store").string() + "\"\n"
@@ -100,7 +100,11 @@ BOOST_AUTO_TEST_CASE(run_notifies_serves_reloads_and_stops) {
   auto [rc, out] = test::run_command({DOCKCTL_PATH, "status", "--url", "http://127.0.0.1:" + std::to_string(port)}, dir / "out.log");
   BOOST_TEST(rc == 0, out);
   BOOST_TEST(contains(out, "slot LED"), out);
-  // SIGHUP: the config read again, the log level applied.
+  // dockctl's control socket.
+  std::tie(rc, out) = test::run_command({DOCKCTL_PATH, "cameras", "--socket", (dir / "control.sock").string()}, dir / "out.log");
+  BOOST_TEST(rc == 0, out);
+  BOOST_TEST(contains(out, "0 camera(s)"), out);
+  // SIGHUP: the config read again, the log level applied, the trust directory (a new CRL) read again.
   std::ofstream(dir / "dockd.toml") << config(dir, port, "debug");
   ::kill(d.pid(), SIGHUP);
   const auto reloaded = notify.until("READY=1");
@@ -117,7 +121,7 @@ BOOST_AUTO_TEST_CASE(run_notifies_serves_reloads_and_stops) {
     boost::system::error_code ec;
     const auto v = boost::json::parse(line, ec);
     BOOST_REQUIRE_MESSAGE(!ec && v.is_object() && v.as_object().contains("message"), "not a JSON log line: " << line);
-    saw_reload = saw_reload || contains(std::string(v.at("message").as_string()), "reload:");
+    saw_reload = saw_reload || contains(std::string(v.at("message").as_string()), "(fleet CA and CRL) read again");
     ++lines;
   }
   BOOST_TEST(lines > 2u);

@@ -574,6 +574,27 @@ BOOST_AUTO_TEST_CASE(a_revoked_camera_gets_charge_only) {
   expect_charge_only(camera(s), "camera certificate: certificate revoked", cfg);
 }
 
+// SIGHUP reads the trust directory again (dock/service.hpp, apply_reload): a CRL carried to a
+// running dock refuses the camera it revokes from that camera's next docking.
+BOOST_AUTO_TEST_CASE(a_crl_read_again_refuses_the_camera_from_its_next_docking) {
+  auto& cam = camera(enrolled("BC-A08"));
+  dock::Dock d(ioc, auth_config(), sink);
+  {
+    hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
+    BOOST_CHECK(run(d, {&link})[0] == SessionEnd::done);
+  }
+  world.fleet().revoke("BC-A08", "reported stolen");
+  pki::provision_dock(world.fleet(), "dock-auth", dir / "dock-trust");
+  // Another dock's trust directory is refused and changes nothing; this dock's, re-read, is taken.
+  const auto refused = d.set_identity(world.dock("dock-other", dir / "other-trust"));
+  BOOST_CHECK_MESSAGE(refused && refused->find("needs a restart") != std::string::npos, refused.value_or(""));
+  BOOST_CHECK(!d.set_identity(std::make_shared<const pki::DockIdentity>(pki::load_dock_identity(dir / "dock-trust"))));
+  BOOST_CHECK_EQUAL(d.config().identity->id, "dock-auth");
+  hw::EmulatedLink again(ioc.get_executor(), cam, "emulated:1");
+  BOOST_CHECK(run(d, {&again})[0] == SessionEnd::charge_only);
+  BOOST_CHECK_MESSAGE(d.slots()[0].detail.find("certificate revoked") != std::string::npos, d.slots()[0].detail);
+}
+
 BOOST_AUTO_TEST_CASE(a_camera_revoked_at_this_dock_gets_charge_only) {
   // An admin's revocation on the web page, before the centre's CRL says the same.
   {

@@ -17,6 +17,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
@@ -27,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <fstream>
 #include <future>
 #include <sstream>
 #include <thread>
@@ -75,10 +77,9 @@ tcp::socket connect_to(asio::io_context& ioc, std::uint16_t port) {
   return s;
 }
 
-/// Sends `request` as is and reads the answer until the server closes.
-Answer raw(std::uint16_t port, const std::string& request) {
-  asio::io_context ioc;
-  auto s = connect_to(ioc, port);
+/// Writes `request` as is on `stream` and reads the answer until the server closes.
+template <typename Stream>
+Answer send_and_read(Stream& s, const std::string& request) {
   boost::system::error_code ec;
   asio::write(s, asio::buffer(request), ec);
   std::string all;
@@ -100,13 +101,32 @@ Answer raw(std::uint16_t port, const std::string& request) {
   return a;
 }
 
-Answer request(std::uint16_t port, const std::string& method, const std::string& target, const std::string& body = {},
-               const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
+Answer raw(std::uint16_t port, const std::string& request) {
+  asio::io_context ioc;
+  auto s = connect_to(ioc, port);
+  return send_and_read(s, request);
+}
+
+std::string http_request(const std::string& method, const std::string& target, const std::string& host, const std::string& body,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) r += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  r += "\r\n" + body;
-  return raw(port, r);
+  return r + "\r\n" + body;
+}
+
+Answer request(std::uint16_t port, const std::string& method, const std::string& target, const std::string& body = {},
+               const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  return raw(port, http_request(method, target, "127.0.0.1:" + std::to_string(port), body, headers));
+}
+
+/// The same on the control socket (dockctl's way in).
+Answer request_unix(const std::filesystem::path& socket, const std::string& method, const std::string& target, const std::string& body = {},
+                    const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  asio::io_context ioc;
+  asio::local::stream_protocol::socket s(ioc);
+  s.connect(asio::local::stream_protocol::endpoint(socket.string()));
+  return send_and_read(s, http_request(method, target, "localhost", body, headers));
 }
 
 /// The same over TLS, trusting only `ca_file` (the fleet CA that issued the dock's certificate).
@@ -118,25 +138,7 @@ Answer raw_tls(std::uint16_t port, const std::filesystem::path& ca_file, const s
   s.set_verify_mode(asio::ssl::verify_peer);
   s.next_layer() = connect_to(ioc, port);
   s.handshake(asio::ssl::stream_base::client);
-  boost::system::error_code ec;
-  asio::write(s, asio::buffer(request), ec);
-  std::string all;
-  char buf[65536];
-  for (;;) {
-    const auto n = s.read_some(asio::buffer(buf), ec);
-    all.append(buf, n);
-    if (ec) break;
-  }
-  Answer a;
-  const auto end = all.find("\r\n\r\n");
-  if (all.size() < 12 || end == std::string::npos) {
-    a.closed_without_answer = true;
-    return a;
-  }
-  a.status = std::stoi(all.substr(9, 3));
-  a.head = all.substr(0, end);
-  a.body = all.substr(end + 4);
-  return a;
+  return send_and_read(s, request);
 }
 
 struct Login {
@@ -633,6 +635,65 @@ BOOST_AUTO_TEST_CASE(a_private_status_needs_a_login) {
   BOOST_TEST(request(f.port, "GET", "/").status == 200, "the page itself (with its login form) is public");
   const auto l = f.login("viewer", kViewerPassword);
   BOOST_TEST(request(f.port, "GET", "/api/v1/status", {}, {{"Cookie", l.cookie}}).status == 200);
+}
+
+// The control socket serves the same API to dockctl: the operator acts without a login (the
+// socket's permissions are the lock) and is named in the audit log; the camera and queue lists
+// are not public on the page. A second dock cannot take a socket in use, nor replace a file.
+BOOST_AUTO_TEST_CASE(the_control_socket_serves_the_operator_and_lists_need_a_login) {
+  test::TempDir sockets;
+  dock::web::WebOptions o;
+  o.control_socket = sockets / "control.sock";
+  WebFixture f(o, 2);
+  f.wait_status([](const json::object& s) { return s.at("slots").as_array()[0].as_object().at("safe_to_take") == true; });
+  // On the page: the lists need a login (any role).
+  BOOST_TEST(request(f.port, "GET", "/api/v1/cameras").status == 401);
+  BOOST_TEST(request(f.port, "GET", "/api/v1/queue").status == 401);
+  const auto viewer = f.login("viewer", kViewerPassword);
+  const auto listed = request(f.port, "GET", "/api/v1/cameras", {}, {{"Cookie", viewer.cookie}});
+  BOOST_REQUIRE_EQUAL(listed.status, 200);
+  const auto cameras = listed.json_body();
+  const auto& cam = cameras.at("cameras").as_array().at(0).as_object();
+  BOOST_TEST(cam.at("serial") == "BC-0101");
+  BOOST_TEST(cam.at("slot") == 1);
+  BOOST_TEST(cam.at("revoked").is_null());
+  BOOST_TEST(cam.at("officer") == "officer-BC-0101");
+  BOOST_TEST(cam.at("last_seen_ms").as_int64() > 0);
+  BOOST_TEST(cam.at("segments").as_object().empty(), "stored, erased and purged: nothing of it left here");
+  // On the socket: no login, the same answers, and actions.
+  const auto q = request_unix(o.control_socket, "GET", "/api/v1/queue");
+  BOOST_REQUIRE_EQUAL(q.status, 200);
+  BOOST_TEST(q.json_body().at("items").as_array().empty());
+  BOOST_TEST(q.json_body().at("paused") == false);
+  const auto revoked = request_unix(o.control_socket, "POST", "/api/v1/actions/revoke",
+                                    json::serialize(json::object{{"serial", "BC-0101"}, {"reason", "reported stolen"}}),
+                                    {{"Content-Type", "application/json"}, {"X-Operator", "ops-jan"}});
+  BOOST_TEST(revoked.status == 200, revoked.body);
+  const auto again = request_unix(o.control_socket, "GET", "/api/v1/cameras");
+  const auto now = again.json_body();
+  BOOST_TEST(std::string(now.at("cameras").as_array().at(0).at("revoked").as_string()).find("operator ops-jan [uid ") == 0, again.body);
+  BOOST_TEST(f.audit_log().find("operator ops-jan [uid ") != std::string::npos);
+  // Still JSON only; no login there.
+  BOOST_TEST(request_unix(o.control_socket, "POST", "/api/v1/actions/pause", "reason=x", {{"Content-Type", "application/x-www-form-urlencoded"}}).status == 415);
+  BOOST_TEST(request_unix(o.control_socket, "POST", "/api/v1/login", "{}", {{"Content-Type", "application/json"}}).status == 400);
+  // The page's actions still need a login, an admin and the CSRF token.
+  BOOST_TEST(request(f.port, "POST", "/api/v1/actions/pause", "{}", {{"Content-Type", "application/json"}}).status == 401);
+  // A second dock on the same socket is refused; so is a path that is not a socket.
+  dock::DockConfig c;
+  c.state_dir = f.dir / "state2";
+  c.identity = test::dock_identity();
+  c.slots = 1;
+  asio::io_context other_ioc;
+  dock::Dock other(other_ioc, c, f.sink);
+  dock::web::WebOptions o2;
+  o2.listen_tcp = false;
+  o2.control_socket = o.control_socket;
+  BOOST_CHECK_EXCEPTION(dock::web::WebServer(other_ioc, other, o2), std::runtime_error,
+                        [](const std::runtime_error& e) { return std::string(e.what()).find("another dockd answers there") != std::string::npos; });
+  std::ofstream(sockets / "plain") << "x";
+  o2.control_socket = sockets / "plain";
+  BOOST_CHECK_EXCEPTION(dock::web::WebServer(other_ioc, other, o2), std::runtime_error,
+                        [](const std::runtime_error& e) { return std::string(e.what()).find("not replacing it") != std::string::npos; });
 }
 
 BOOST_AUTO_TEST_CASE(quarantine_decisions_keep_or_release_a_segment) {
