@@ -48,7 +48,7 @@ class Reader {
 
   void read_dock(const toml::table& t) {
     only(t, "dock", {"state_dir", "trust_dir", "log_level", "log_format", "control_socket"});
-    if (auto* n = t.get("control_socket")) c_.control_socket = path(*n, "dock.control_socket");
+    if (auto* n = t.get("control_socket")) c_.control_socket = string(*n, "dock.control_socket");  // "": none
     if (auto* n = t.get("state_dir")) c_.state_dir = path(*n, "dock.state_dir");
     if (auto* n = t.get("trust_dir")) c_.trust_dir = path(*n, "dock.trust_dir");
     if (auto* n = t.get("log_level")) c_.log_level = one_of(*n, "dock.log_level", {"error", "warning", "notice", "info", "debug"});

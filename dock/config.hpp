@@ -36,7 +36,7 @@ struct Config {
   std::string log_level = "info";      ///< error, warning, notice, info, debug
   std::string log_format = "journal";  ///< journal (priority prefixes) or json
   /// dockctl's way in (dock/web/server.hpp): a Unix socket, 0660, in a directory only root and
-  /// the service group may enter.
+  /// the service group may enter. Empty: none.
   std::filesystem::path control_socket = "/run/bodydock/control.sock";
   // [board]
   struct Slot {

@@ -399,7 +399,8 @@ int run_demo(const std::vector<std::string>& args) {
   std::string store, state, world, log_level = "info", retention_mode = "compliance", upload_mbps = "0", upload_schedule;
   unsigned retention_days = 0;
   std::vector<std::string> faults;
-  bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false;
+  bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false,
+       pause_uploads = false;
   std::string web_listen, web_accounts, leds_board, control_socket, config_file;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
@@ -422,6 +423,8 @@ int run_demo(const std::vector<std::string>& args) {
     ("state", po::value(&state)->required(), "the dock's state directory: database, spool, audit log, its trust directory")
     ("world", po::value(&world), "the emulated world, kept apart from the dock: fleet CA, the organisation's recording key, the cameras' keys and flash (default: the state directory's path + \".world\")")
     ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
+    ("pause-uploads", po::bool_switch(&pause_uploads), "start with uploads paused, as after `dockctl queue pause`: footage is pulled "
+                                                       "and waits in the spool until an operator resumes (dockctl queue resume, the web page)")
     ("seed", po::value(&seed), "seed for the emulated recordings (content and metadata)")
     ("chunk-kib", po::value(&chunk_kib), "chunk size the cameras hash and serve, KiB (default 256)")
     ("reads-in-flight", po::value(&inflight), "READ requests kept queued at a camera (default 4)")
@@ -619,6 +622,10 @@ int run_demo(const std::vector<std::string>& args) {
   signals.async_wait(on_signal);
   const auto cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
+  if (pause_uploads) {
+    run.dock->pause_uploads(true);
+    log(Level::notice, "demo: uploads paused until an operator resumes them");
+  }
   asio::co_spawn(run.ioc, run.dock->run_uploader(), log_failure("upload queue"));
   if (run.over_usb) {
     start_usb(run, usb::UsbLinkOptions{std::size_t{usb_transfer_kib} * 1024, usb_in_flight});

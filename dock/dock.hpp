@@ -202,6 +202,14 @@ class Dock final : private UploadJournal {
     return audit_by(std::move(e));
   }
 
+  static AuditEvent camera_event(std::string event, std::string by, std::string serial, std::string why) {
+    AuditEvent e;
+    e.event = std::move(event);
+    e.actor = std::move(by);
+    e.camera = std::move(serial);
+    e.why = std::move(why);
+    return e;
+  }
   /// Admin actions (web page, dockctl). Each is audited in the same database step and
   /// returns nullopt when done, else why not, in words.
   ///
@@ -211,12 +219,7 @@ class Dock final : private UploadJournal {
     return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
       if (!pki::valid_name(serial)) return "'" + serial + "' is not a camera serial";
       s.revoke_camera(serial, by, reason);
-      AuditEvent e;
-      e.event = "revocation";
-      e.actor = by;
-      e.camera = serial;
-      e.why = "camera revoked at this dock: " + reason;
-      append_anchored(*audit_log, s, e);
+      append_anchored(*audit_log, s, camera_event("revocation", by, serial, "camera revoked at this dock: " + reason));
       return std::nullopt;
     });
   }
@@ -225,12 +228,7 @@ class Dock final : private UploadJournal {
   auto reinstate_camera(std::string serial, std::string by, std::string reason) {
     return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
       if (!s.reinstate_camera(serial)) return "camera '" + serial + "' is not revoked at this dock";
-      AuditEvent e;
-      e.event = "revocation lifted";
-      e.actor = by;
-      e.camera = serial;
-      e.why = "camera reinstated at this dock: " + reason;
-      append_anchored(*audit_log, s, e);
+      append_anchored(*audit_log, s, camera_event("revocation lifted", by, serial, "camera reinstated at this dock: " + reason));
       return std::nullopt;
     });
   }

@@ -18,6 +18,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -374,6 +376,12 @@ namespace asio = boost::asio;
 template <typename Stream>
 std::variant<Answer, std::string> exchange(Stream& stream, http::request<http::string_body>& req, const std::string& where) {
   boost::system::error_code ec;
+  // A dock that accepts and then says nothing must not hang the operator's terminal (the
+  // blocking calls below do not honour the stream's expiry).
+  const timeval limit{30, 0};
+  const int fd = beast::get_lowest_layer(stream).socket().native_handle();
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   req.set(http::field::user_agent, "dockctl");
   req.set("X-Operator", operator_name());
   req.prepare_payload();
@@ -384,6 +392,7 @@ std::variant<Answer, std::string> exchange(Stream& stream, http::request<http::s
   if (!ec) http::read(stream, buf, parser, ec);
   if (ec) return "no answer from " + where + ": " + ec.message();
   const auto& res = parser.get();
+  if (res.result() == http::status::service_unavailable) return Answer{503, {}};
   if (res.result() == http::status::unauthorized) return "the dock's status needs a login (its web page is private); use its control socket";
   auto v = boost::json::parse(res.body(), ec);
   if (ec || !v.is_object()) return "the dock answered HTTP " + std::to_string(res.result_int()) + " without a JSON object";
@@ -402,7 +411,6 @@ std::variant<Answer, std::string> call_dock(const Target& t, http::verb verb, co
   if (t.url.empty()) {
     using local = asio::local::stream_protocol;
     beast::basic_stream<local> stream(ioc);
-    stream.expires_after(std::chrono::seconds(30));
     stream.socket().connect(local::endpoint(t.socket), ec);
     if (ec == boost::system::errc::no_such_file_or_directory || ec == boost::system::errc::connection_refused)
       return "dockd is not running (nothing answers at " + t.socket + ")";
@@ -452,6 +460,10 @@ std::optional<boost::json::object> ask(const Target& t, http::verb verb, const s
     return std::nullopt;
   }
   auto& a = std::get<Answer>(got);
+  if (a.status == 503) {
+    std::fputs("dockctl: the dock is busy (too many connections); try again in a moment\n", stderr);
+    return std::nullopt;
+  }
   if (a.status != 200) {
     const auto* err = a.body.if_contains("error");
     std::fprintf(stderr, "dockctl: the dock refused: %s\n",
@@ -509,19 +521,19 @@ int queue_command(std::vector<std::string> args) {
     const auto& items = q->at("items").as_array();
     std::printf("uplink %s%s%s%s\n", json_text(*q, "uplink").c_str(), q->at("paused").as_bool() ? ", PAUSED by an operator" : "",
                 json_text(*q, "alert").empty() ? "" : ": ", json_text(*q, "alert").c_str());
-    std::uint64_t bytes = 0;
     if (!items.empty()) std::printf("%-4s %-16s %8s %10s  %-9s %-8s %s\n", "#", "camera", "segment", "MiB", "state", "attempts", "last error");
     std::size_t n = 0;
     for (const auto& v : items) {
       const auto& i = v.as_object();
       const auto size = i.at("bytes").to_number<std::uint64_t>();
-      bytes += size;
       const char* state = i.at("uploading").as_bool() ? "sending" : "waiting";
       std::printf("%-4zu %-16s %8s %10.1f  %-9s %-8s %s%s\n", ++n, json_text(i, "serial").c_str(), json_text(i, "segment").c_str(),
                   static_cast<double>(size) / (1 << 20), state, json_text(i, "attempts").c_str(), i.at("priority").as_bool() ? "[priority] " : "",
                   json_text(i, "last_error").c_str());
     }
-    std::printf("%zu segment(s), %.1f MiB waiting for storage\n", items.size(), static_cast<double>(bytes) / (1 << 20));
+    if (q->at("truncated").as_bool()) std::printf("... and more: the list shows the first %zu\n", items.size());
+    std::printf("%llu segment(s), %.1f MiB waiting for storage\n", static_cast<unsigned long long>(q->at("total_segments").to_number<std::uint64_t>()),
+                q->at("total_bytes").to_number<double>() / (1 << 20));
     return 0;
   }
   std::string reason;
@@ -550,6 +562,8 @@ std::string when_text(std::int64_t unix_ms) {
 }
 
 int cameras_command(std::vector<std::string> args) {
+  Target t;
+  take_target(args, t, false);
   const std::string sub = args.empty() || args[0].starts_with("--") ? "list" : args[0];
   if (!args.empty() && !args[0].starts_with("--")) args.erase(args.begin());
   // At the fleet CA (the centre): certificates bind a camera's key to its officer.
@@ -567,8 +581,6 @@ int cameras_command(std::vector<std::string> args) {
     return 0;
   }
   // At the running dock.
-  Target t;
-  take_target(args, t, false);
   if (sub == "list") {
     if (!args.empty()) {
       std::fprintf(stderr, "dockctl cameras list: unexpected argument '%s'\n", args[0].c_str());

@@ -280,16 +280,21 @@ void Fleet::reassign_camera(const std::string& serial, const std::string& office
   const auto crt = valid_name(serial) ? cert_path(dir_, Role::camera, serial) : fs::path();
   if (crt.empty() || !fs::exists(crt)) throw PkiError("no camera called '" + serial + "' in this fleet");
   auto old = load_cert(crt);
-  const auto s = serial_hex(old.get());
+  const auto old_serial = serial_hex(old.get());
   const auto revoked = read_revoked(dir_);
-  if (std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == s; }))
+  if (std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == old_serial; }))
     throw PkiError("camera '" + serial + "' is revoked; enrol it again instead");
-  // The same secure-element key, bound to the new officer; the old binding is revoked so that a
-  // camera still showing it is refused until it carries the new certificate.
+  // The same secure-element key, bound to the new officer. The new certificate is made first;
+  // then the old one is revoked by its serial number (a camera still showing it is refused
+  // until it carries the new one), and the new one takes its place.
   Key pub(X509_get_pubkey(old.get()));
   if (!pub) fail(crt.string() + ": no public key");
-  revoke(serial, "reassigned to officer " + officer);
-  enrol_key(serial, officer, pub.get(), crt.string(), v);
+  auto ca = load_cert(dir_ / "ca.crt");
+  auto ca_key = load_private_key(dir_ / "ca.key");
+  auto cert = make_cert({serial, role_name(Role::camera), officer}, pub.get(), ca.get(), ca_key.get(), v, false);
+  const auto pem = cert_pem(cert.get());
+  add_revocation(old_serial, serial, "reassigned to officer " + officer);
+  write_file(crt, pem, 0644);
 }
 
 void Fleet::enrol_key(const std::string& serial, const std::string& officer, EVP_PKEY* pub, const std::string& key_source, Validity v) {
@@ -324,6 +329,10 @@ void Fleet::revoke(const std::string& name, const std::string& reason) {
   auto revoked = read_revoked(dir_);
   if (std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == s; }))
     throw PkiError("'" + name + "' is already revoked");
+  add_revocation(s, name, reason);
+}
+
+void Fleet::add_revocation(const std::string& s, const std::string& name, const std::string& reason) {
   std::string clean = reason;
   std::replace_if(clean.begin(), clean.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
   std::string lines = fs::exists(dir_ / "revoked.txt") ? read_text(dir_ / "revoked.txt") : std::string();

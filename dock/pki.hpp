@@ -80,6 +80,8 @@ class Fleet {
  private:
   explicit Fleet(std::filesystem::path dir) : dir_(std::move(dir)) {}
   void write_crl() const;
+  /// Appends certificate `serial_hex` (of `name`) to revoked.txt and re-signs the CRL.
+  void add_revocation(const std::string& serial_hex, const std::string& name, const std::string& reason);
   void enrol_key(const std::string& serial, const std::string& officer, evp_pkey_st* pub, const std::string& key_source, Validity v);
   std::filesystem::path dir_;
 };

@@ -103,9 +103,10 @@ struct Service {
     if (power) slots->set_port_power(power.get(), UsbSlots::PowerPolicy{});
 
     {
-      // The web page when configured; the control socket for dockctl always.
+      // The web page when configured; the control socket for dockctl unless turned off.
       web::WebOptions o;
       o.listen_tcp = !cfg.web_listen.empty();
+      if (!o.listen_tcp && cfg.control_socket.empty()) return;
       if (o.listen_tcp) std::tie(o.address, o.port) = web::parse_listen(cfg.web_listen);
       o.control_socket = cfg.control_socket;
       if (cfg.web_tls) {

@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <set>
+#include <type_traits>
 
 namespace bodydock::dock::web {
 
@@ -130,11 +131,13 @@ struct Caller {
   std::string creds;   ///< local: the peer's uid (and name) as the kernel tells it
 };
 
-/// "uid 1000 (alice)" for the process at the other end of a Unix socket.
+/// "uid 1000 (alice)" for the process at the other end of a Unix socket, as the kernel says.
 std::string peer_credentials(local::socket& socket) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "uid unknown";
+  // The overflow uid: a caller outside a user namespace the service runs in.
+  if (cred.uid == 65534) return "uid not visible to the service";
   std::string out = "uid " + std::to_string(cred.uid);
   passwd pw{};
   passwd* found = nullptr;
@@ -155,7 +158,8 @@ struct WebServer::Impl {
   AdminHooks hooks;
   tcp::acceptor acceptor;
   local::acceptor control;     ///< the control socket (open when WebOptions::control_socket is set)
-  bool made_socket_file = false;
+  std::optional<std::pair<dev_t, ino_t>> made_socket;  ///< the socket file this server made (removed at stop)
+  std::size_t local_connections = 0;
   std::unique_ptr<ssl::context> tls;
   AccountStore accounts;
   SessionStore sessions;
@@ -218,7 +222,10 @@ struct WebServer::Impl {
         co_await pause.async_wait(kTuple);
         continue;
       }
-      if (connections >= opts.max_connections) {
+      // The control socket counts apart, so clients of the page can never lock the operator out.
+      constexpr bool is_local = std::is_same_v<Acceptor, local::acceptor>;
+      auto& count = is_local ? local_connections : connections;
+      if (count >= (is_local ? opts.max_control_connections : opts.max_connections)) {
         // Over the limit: a short refusal, never a queue that grows.
         static const std::string busy =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\nConnection: close\r\n\r\n";
@@ -228,9 +235,9 @@ struct WebServer::Impl {
         socket.close(ignored);
         continue;
       }
-      ++connections;
-      asio::co_spawn(ioc, connection(std::move(socket), live), [this, live](std::exception_ptr e) {
-        if (*live) --connections;
+      ++count;
+      asio::co_spawn(ioc, connection(std::move(socket), live), [&count, live](std::exception_ptr e) {
+        if (*live) --count;
         log_if_failed("web page: connection", e);
       });
     }
@@ -578,8 +585,13 @@ struct WebServer::Impl {
       item["last_error"] = r.reason;
       items.push_back(std::move(item));
     }
+    const auto view = co_await dock.queue_view();
     const auto& up = dock.uplink();
     json::object out;
+    const auto total = view.counts.contains(SegState::spooled) ? view.counts.at(SegState::spooled) : 0;
+    out["total_segments"] = total;
+    out["total_bytes"] = view.spooled_bytes;
+    out["truncated"] = total > items.size();  // the list stops at in_state's limit
     out["paused"] = dock.uploads_paused();
     out["uplink"] = uplink_state_name(up.state);
     out["alert"] = up.alert;
@@ -612,11 +624,11 @@ struct WebServer::Impl {
   }
 
   /// The audit log's name for the one who acts: the web account, or on the control socket the
-  /// operator (the name dockctl gives, then the uid the kernel gives).
+  /// operator: the uid the kernel gives first, then the name dockctl says it runs as (a claim).
   std::optional<std::string> actor_of(const http::request<http::string_body>& req, const Caller& caller) {
     if (caller.local) {
       const auto said = std::string(header(req, "X-Operator"));
-      return "operator " + (valid_account_name(said) ? said : std::string("?")) + " [" + caller.creds + "]";
+      return "operator " + caller.creds + (valid_account_name(said) ? ", says '" + said + "'" : std::string());
     }
     const auto* s = session_of(req);
     if (!s || s->role != Role::admin || !SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) return std::nullopt;
@@ -741,6 +753,7 @@ void WebServer::open_control_socket() {
     boost::system::error_code ec;
     probe.connect(local::endpoint(path.string()), ec);
     if (!ec) throw std::runtime_error(what + "another dockd answers there");
+    if (ec != boost::system::errc::connection_refused) throw std::runtime_error(what + "cannot tell whether it is in use (" + ec.message() + ")");
     std::filesystem::remove(path, fec);
   } else if (st.type() != std::filesystem::file_type::not_found) {
     throw std::runtime_error(what + "something else is there; not replacing it");
@@ -751,7 +764,11 @@ void WebServer::open_control_socket() {
   if (!ec) a.bind(local::endpoint(path.string()), ec);
   // Before listen(): no one can connect while the socket still has the umask's permissions.
   if (!ec && ::chmod(path.c_str(), 0660) != 0) ec.assign(errno, boost::system::system_category());
-  if (!ec) impl_->made_socket_file = true;
+  struct stat st_made {};
+  if (!ec && ::lstat(path.c_str(), &st_made) != 0) ec.assign(errno, boost::system::system_category());
+  if (!ec) {
+    impl_->made_socket = {st_made.st_dev, st_made.st_ino};
+  }
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error(what + "cannot listen: " + ec.message());
 }
@@ -760,8 +777,6 @@ WebServer::~WebServer() {
   stop();
   *impl_->alive = false;
   impl_->kdf_pool.join();
-  std::error_code ec;
-  if (impl_->made_socket_file) std::filesystem::remove(impl_->opts.control_socket, ec);
 }
 
 void WebServer::start() {
@@ -783,6 +798,11 @@ void WebServer::stop() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
   impl_->control.close(ec);
+  // Our socket file goes with us; one another dock has put there since is left alone.
+  struct stat st {};
+  const auto& path = impl_->opts.control_socket;
+  if (impl_->made_socket && ::lstat(path.c_str(), &st) == 0 && std::pair{st.st_dev, st.st_ino} == *impl_->made_socket) ::unlink(path.c_str());
+  impl_->made_socket.reset();
   impl_->pushed.notify();
 }
 

@@ -51,6 +51,7 @@ struct WebOptions {
   /// Local accounts (NAME:ROLE:SCRYPT-HASH a line). Missing or empty: no one can log in.
   std::filesystem::path accounts_file;
   std::size_t max_connections = 64;
+  std::size_t max_control_connections = 8;  ///< on the control socket, counted apart
   std::size_t max_event_streams = 16;
   std::size_t max_body_bytes = 16 * 1024;
   std::size_t max_header_bytes = 8 * 1024;

@@ -52,7 +52,12 @@ BOOST_AUTO_TEST_CASE(defaults_need_only_the_board) {
   BOOST_TEST(c.store == "/var/lib/bodydock/store");
   BOOST_TEST(c.web_listen.empty());
   BOOST_TEST(c.upload_concurrency == 2u);
+  BOOST_TEST(c.control_socket == "/run/bodydock/control.sock");
   BOOST_TEST(c.warnings.empty());
+  // The control socket elsewhere, or none.
+  BOOST_TEST(dock::parse_config("[dock]\ncontrol_socket = \"/run/dock-2/control.sock\"\n" + kBoard, "dockd.toml").control_socket ==
+             "/run/dock-2/control.sock");
+  BOOST_TEST(dock::parse_config("[dock]\ncontrol_socket = \"\"\n" + kBoard, "dockd.toml").control_socket.empty());
 }
 
 BOOST_AUTO_TEST_CASE(every_kind_of_mistake_is_refused_naming_line_key_and_value) {
