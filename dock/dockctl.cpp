@@ -438,8 +438,8 @@ std::variant<Answer, std::string> call_dock(const Target& t, http::verb verb, co
   return exchange(stream, req, t.url);
 }
 
-/// Takes --socket PATH / --url URL (when `url_ok`) out of `args`; false after a usage error.
-bool take_target(std::vector<std::string>& args, Target& t, bool url_ok) {
+/// Takes --socket PATH / --url URL (when `url_ok`) out of `args`.
+void take_target(std::vector<std::string>& args, Target& t, bool url_ok) {
   t = default_target();
   std::vector<std::string> rest;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -449,7 +449,6 @@ bool take_target(std::vector<std::string>& args, Target& t, bool url_ok) {
   }
   while (!t.url.empty() && t.url.back() == '/') t.url.pop_back();
   args = std::move(rest);
-  return true;
 }
 
 /// The dock's answer as JSON, or nullopt after printing why there is none (exit 1).

@@ -271,7 +271,25 @@ void Fleet::enrol_camera(const std::string& serial, const std::string& officer, 
   Key pub(PEM_read_bio_PUBKEY(b.get(), nullptr, nullptr, nullptr));
   if (!pub) fail(public_key_pem.string() + ": not a PEM public key");
   require_p256(pub.get(), public_key_pem.string());
-  enrol_key(serial, officer, pub.get(), public_key_pem.string(), v);
+  const auto revoked = read_revoked(dir_);
+  auto is_revoked = [&](X509* c) {
+    const auto s = serial_hex(c);
+    return std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == s; });
+  };
+  // One key, one camera: a key already enrolled elsewhere would let one camera pass as another.
+  for (const auto& e : fs::directory_iterator(dir_ / "cameras")) {
+    if (e.path().extension() != ".crt") continue;
+    auto other = load_cert(e.path());
+    if (is_revoked(other.get())) continue;
+    const auto other_name = e.path().stem().string();
+    if (other_name == serial) throw PkiError("camera '" + serial + "' is already enrolled; revoke it first");
+    if (EVP_PKEY_eq(X509_get0_pubkey(other.get()), pub.get()) == 1)
+      throw PkiError(public_key_pem.string() + ": this key is already enrolled as camera '" + other_name + "'");
+  }
+  auto ca = load_cert(dir_ / "ca.crt");
+  auto ca_key = load_private_key(dir_ / "ca.key");
+  auto cert = make_cert({serial, role_name(Role::camera), officer}, pub.get(), ca.get(), ca_key.get(), v, false);
+  write_file(cert_path(dir_, Role::camera, serial), cert_pem(cert.get()), 0644);
 }
 
 void Fleet::reassign_camera(const std::string& serial, const std::string& officer, Validity v) {
@@ -295,28 +313,6 @@ void Fleet::reassign_camera(const std::string& serial, const std::string& office
   const auto pem = cert_pem(cert.get());
   add_revocation(old_serial, serial, "reassigned to officer " + officer);
   write_file(crt, pem, 0644);
-}
-
-void Fleet::enrol_key(const std::string& serial, const std::string& officer, EVP_PKEY* pub, const std::string& key_source, Validity v) {
-  const auto revoked = read_revoked(dir_);
-  auto is_revoked = [&](X509* c) {
-    const auto s = serial_hex(c);
-    return std::any_of(revoked.begin(), revoked.end(), [&](const auto& r) { return r.serial_hex == s; });
-  };
-  // One key, one camera: a key already enrolled elsewhere would let one camera pass as another.
-  for (const auto& e : fs::directory_iterator(dir_ / "cameras")) {
-    if (e.path().extension() != ".crt") continue;
-    auto other = load_cert(e.path());
-    if (is_revoked(other.get())) continue;
-    const auto other_name = e.path().stem().string();
-    if (other_name == serial) throw PkiError("camera '" + serial + "' is already enrolled; revoke it first");
-    if (EVP_PKEY_eq(X509_get0_pubkey(other.get()), pub) == 1)
-      throw PkiError(key_source + ": this key is already enrolled as camera '" + other_name + "'");
-  }
-  auto ca = load_cert(dir_ / "ca.crt");
-  auto ca_key = load_private_key(dir_ / "ca.key");
-  auto cert = make_cert({serial, role_name(Role::camera), officer}, pub, ca.get(), ca_key.get(), v, false);
-  write_file(cert_path(dir_, Role::camera, serial), cert_pem(cert.get()), 0644);
 }
 
 void Fleet::revoke(const std::string& name, const std::string& reason) {

@@ -22,8 +22,6 @@
 #include <string>
 #include <vector>
 
-struct evp_pkey_st;
-
 namespace bodydock::pki {
 
 struct PkiError : std::runtime_error {
@@ -82,7 +80,6 @@ class Fleet {
   void write_crl() const;
   /// Appends certificate `serial_hex` (of `name`) to revoked.txt and re-signs the CRL.
   void add_revocation(const std::string& serial_hex, const std::string& name, const std::string& reason);
-  void enrol_key(const std::string& serial, const std::string& officer, evp_pkey_st* pub, const std::string& key_source, Validity v);
   std::filesystem::path dir_;
 };
 
