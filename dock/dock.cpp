@@ -333,7 +333,7 @@ asio::awaitable<void> Dock::store_one(SegmentRow row) {
       custody.camera_certificate = std::move(who->certificate);
       custody.officer = std::move(who->officer);
     }
-    auto receipt = co_await sink_.store(spool_path(serial, seq), row.manifest, custody);
+    auto receipt = co_await sink_.store(SpoolFile(spool_path(serial, seq), row.spool_sum), row.manifest, custody);
     if (receipt) {
       // The custody receipt goes beside the segment before it counts as stored; the camera is
       // later shown the very same bytes. Made once, kept in the state database, so a retry

@@ -88,9 +88,8 @@ std::string safe_key_part(std::string_view name) {
 
 std::string LocalDirSink::object_key(const proto::Manifest& m) { return segment_object_key(m); }
 
-boost::asio::awaitable<StoreResult> LocalDirSink::store(const std::filesystem::path& spool_file, const proto::Manifest& m,
-                                                       const Custody& custody) {
-  return run_blocking(pool_, [this, spool_file, &m, &custody] { return store_blocking(spool_file, m, custody); });
+boost::asio::awaitable<StoreResult> LocalDirSink::store(const SpoolFile& spool, const proto::Manifest& m, const Custody& custody) {
+  return run_blocking(pool_, [this, spool_file = spool.path, &m, &custody] { return store_blocking(spool_file, m, custody); });
 }
 
 boost::asio::awaitable<MaybeFailure> LocalDirSink::store_record(std::string key, std::string bytes) {

@@ -19,8 +19,8 @@ class LocalDirSink final : public Sink {
  public:
   LocalDirSink(std::filesystem::path root, boost::asio::thread_pool& pool);
 
-  boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
-                                           const Custody& custody) override;
+  /// Hashes with SHA-256 as it copies (the copy is a read anyway), so the spool sum is not needed.
+  boost::asio::awaitable<StoreResult> store(const SpoolFile& spool, const proto::Manifest& m, const Custody& custody) override;
   boost::asio::awaitable<MaybeFailure> store_record(std::string key, std::string bytes) override;
   [[nodiscard]] std::string describe() const override { return "local directory " + root_.string(); }
 

@@ -215,7 +215,8 @@ std::string S3Sink::describe() const {
   return "s3://" + where_.bucket + "/" + where_.prefix + " at " + client_.endpoint().host + ":" + std::to_string(client_.endpoint().port);
 }
 
-boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_file, const proto::Manifest& m, const Custody& custody) {
+boost::asio::awaitable<Result> S3Sink::store(const SpoolFile& spool, const proto::Manifest& m, const Custody& custody) {
+  const auto& spool_file = spool.path;
   const auto key = where_.prefix + segment_object_key(m);
   auto manifest_key = key.substr(0, key.size() - 4) + ".manifest.json";
   auto meta = metadata(m, custody);
@@ -253,7 +254,7 @@ boost::asio::awaitable<Result> S3Sink::store(const std::filesystem::path& spool_
   }
   if (head->status != 404) co_return answer_failure(*head, "HEAD " + key);
 
-  if (m.size > part_size_) co_return co_await store_multipart(spool_file, m, key, std::move(meta));
+  if (m.size > part_size_) co_return co_await store_multipart(spool, m, key, std::move(meta));
 
   auto whole = co_await read_part(pool_, spool_file, 0, static_cast<std::size_t>(m.size));
   if (!whole.ok) co_return make_error_code(sink_errc::spool_unreadable);
@@ -287,14 +288,15 @@ boost::asio::awaitable<std::string> S3Sink::expected_etag(const std::filesystem:
 }
 
 boost::asio::awaitable<S3Sink::PreparedPart> S3Sink::prepare_part(const std::filesystem::path& spool_file, std::uint64_t size, unsigned index,
-                                                                  proto::Sha256& whole) {
-  return run_blocking(pool_, [file = spool_file, size, index, part = part_size_, &whole] {
+                                                                  SpoolCheck& whole, std::string buffer) {
+  return run_blocking(pool_, [file = spool_file, size, index, part = part_size_, &whole, buffer = std::move(buffer)]() mutable {
     PreparedPart p;
+    p.bytes = std::move(buffer);
     const auto offset = std::uint64_t{index} * part;
     const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(part, size - offset));
     auto fd = open_file(file, O_RDONLY);
     if (!fd) return p;
-    p.bytes.resize(length);
+    p.bytes.resize(length);  // a reused buffer is the right size already: nothing to clear
     for (std::size_t done = 0; done < length;) {
       auto n = read_at(fd->get(), std::span(reinterpret_cast<std::uint8_t*>(p.bytes.data()) + done, length - done), offset + done);
       if (!n || *n == 0) return p;
@@ -309,12 +311,23 @@ boost::asio::awaitable<S3Sink::PreparedPart> S3Sink::prepare_part(const std::fil
   });
 }
 
+std::string S3Sink::take_buffer() {
+  if (buffers_.empty()) return {};
+  auto b = std::move(buffers_.back());
+  buffers_.pop_back();
+  return b;
+}
+
+void S3Sink::give_buffer(std::string buffer) {
+  if (buffer.capacity() >= part_size_ && buffers_.size() < kKeptBuffers) buffers_.push_back(std::move(buffer));
+}
+
 boost::asio::awaitable<s3::Client::Result> S3Sink::send_part(const std::string& key, const std::string& upload_id, unsigned number,
                                                              PreparedPart& part) {
   s3::Client::Headers digests;  // hashed once, on the pool, not again by the client
   digests.push_back({"Content-MD5", s3::md5_base64_of_hex(part.md5)});
   digests.push_back({"x-amz-content-sha256", part.sha256});
-  co_return co_await client_.upload_part(where_.bucket, key, upload_id, number, std::move(part.bytes), std::move(digests));
+  co_return co_await client_.upload_part(where_.bucket, key, upload_id, number, part.bytes, std::move(digests));
 }
 
 boost::asio::awaitable<void> S3Sink::forget_upload(std::string key, std::string upload_id) {
@@ -357,8 +370,9 @@ boost::asio::awaitable<Result> S3Sink::resume_point(const std::string& key, std:
   co_return StoreReceipt{};
 }
 
-boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::path& spool_file, const proto::Manifest& m, std::string key,
+boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, const proto::Manifest& m, std::string key,
                                                        s3::Client::Headers meta) {
+  const auto& spool_file = spool.path;
   std::string upload_id;
   std::map<unsigned, UploadedPart> done;
   if (auto r = co_await resume_point(key, upload_id, done); !r) co_return r.error();
@@ -386,14 +400,17 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
     log(Level::info, "S3 ", key, ": upload ", upload_id, " started");
   }
   // Part i+1 is read and hashed on the pool while part i is on the wire, so the link and the
-  // server never wait for the dock's disk or hashing.
-  proto::Sha256 whole;
+  // server never wait for the dock's disk or hashing. Each part is hashed twice over (MD5 and
+  // SHA-256, for storage to check); that the spool still holds what the pull verified is
+  // checked with the pull's spool sum, which costs a tenth of a third hash.
+  SpoolCheck whole(spool.sum, m.sha256);
   std::vector<s3::Part> parts;
   std::vector<std::string> md5s;
   std::optional<StoreFailure> failure;
   bool spool_bad = false;
   const auto count = static_cast<unsigned>((m.size + part_size_ - 1) / part_size_);
-  auto cur = co_await prepare_part(spool_file, m.size, 0, whole);
+  auto cur = co_await prepare_part(spool_file, m.size, 0, whole, take_buffer());
+  std::string spare = take_buffer();  // the buffer of the part before, for the part after
   for (unsigned i = 0; i < count; ++i) {
     const unsigned number = i + 1;
     if (!cur.ok) {
@@ -407,14 +424,16 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
     // Sent before (this upload, an earlier attempt): the same bytes need not go again.
     if (auto it = done.find(number); it != done.end() && it->second.md5 == cur.md5) {
       parts.push_back({number, it->second.etag});
-      if (more) next = co_await prepare_part(spool_file, m.size, number, whole);
+      if (more) next = co_await prepare_part(spool_file, m.size, number, whole, std::move(spare));
+      spare = std::move(cur.bytes);
       cur = std::move(next);
       continue;
     }
     const auto md5 = cur.md5;
     s3::Client::Result r = boost::system::error_code{};
     if (more) {
-      auto [sent, prepared] = co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole));
+      auto [sent, prepared] =
+          co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole, std::move(spare)));
       r = std::move(sent);
       next = std::move(prepared);
     } else {
@@ -434,9 +453,12 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const std::filesystem::pa
     parts.push_back({number, sent.etag});
     if (journal_) co_await journal_->part_done(key, number, std::move(sent));
     log(Level::debug, "S3 ", key, ": part ", number, " stored");
+    spare = std::move(cur.bytes);
     cur = std::move(next);
   }
-  if (!failure && !proto::digest_equal(whole.finish(), m.sha256)) {
+  give_buffer(std::move(cur.bytes));
+  give_buffer(std::move(spare));
+  if (!failure && !whole.matches()) {
     failure = StoreFailure(sink_errc::content_mismatch);
     spool_bad = true;
   }

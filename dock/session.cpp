@@ -509,7 +509,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
     co_return PullEnd::skipped;
   }
   const auto path = dock_.spool_path(row.serial, row.seq);
-  auto whole = std::make_unique<proto::Sha256>();
+  auto whole = std::make_unique<PullHash>();
   auto spool = co_await async_open_spool(dock_.io_pool_, path, row.pulled - row.pulled % m.chunk_size, *whole);
   const auto keep = spool.kept;
   Fd fd = std::move(spool.fd);
@@ -685,7 +685,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
     co_await quarantine(row, quarantine_reason);
     co_return end;
   }
-  const auto digest = whole->finish();
+  const auto digest = whole->sha256.finish();
   if (!proto::digest_equal(digest, m.sha256)) {
     if (keep > 0) {
       // Most likely the spooled prefix was damaged on disk while we were away: pull it whole.
@@ -704,6 +704,7 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
   co_await async_sync(dock_.io_pool_, raw_fd);
   SegUpdate done;
   done.pulled = m.size;
+  done.spool_sum = whole->sum.hex();
   co_await dock_.transition(serial, seq, states(SegState::pulling), SegState::spooled, done, "pulled, verified and spooled");
   const std::chrono::duration<double> took = Clock::now() - started;
   log(Level::info, tag_, " seg ", seq, ": spooled ", mib(m.size - keep), " in ", took.count(), " s");

@@ -2,7 +2,8 @@
 /// Storage sinks: where spooled segments go. A sink stores the spool file's bytes under a key
 /// derived only from (camera serial, sequence number, SHA-256), so a retry can never create a
 /// second, different object, and returns a receipt only after the object is durable and the
-/// bytes it took in (hashed as they were written) match the manifest's SHA-256. The embedded default
+/// bytes it took in match the manifest's SHA-256 (hashed as they were written, or matched
+/// against the spool sum of the pull that verified them). The embedded default
 /// is a local directory (local_sink.hpp); production docks use S3 (s3_sink.hpp).
 
 #include "dock/upload_journal.hpp"
@@ -46,7 +47,7 @@ struct StoreFailure {
 
 struct StoreReceipt {
   std::string object_key;
-  proto::Digest sha256{};  ///< computed by the sink over the bytes it stored
+  proto::Digest sha256{};  ///< of the bytes stored: hashed by the sink, or vouched for by the spool sum
   std::uint64_t size = 0;
 };
 
@@ -69,6 +70,15 @@ struct Custody {
   std::string officer;                         ///< as the camera's certificate names them
 };
 
+/// A spooled segment as the pull left it: the file, and the pull's spool sum of its bytes
+/// (dock/spool_sum.hpp; empty if none was recorded). A sink that reads the file again checks its
+/// bytes against the sum, or against the manifest's SHA-256 when there is none.
+struct SpoolFile {
+  std::filesystem::path path;
+  std::string sum;
+  SpoolFile(std::filesystem::path p, std::string s = {}) : path(std::move(p)), sum(std::move(s)) {}  // NOLINT: implicit by design
+};
+
 /// The manifest as stored beside a segment: its JSON form (PROTOCOL.md 6.4) with the dock's
 /// custody note under "custody", one line.
 boost::json::object manifest_with_custody(const proto::Manifest& m, const Custody& custody);
@@ -80,7 +90,7 @@ using MaybeFailure = std::optional<StoreFailure>;
 class Sink {
  public:
   virtual ~Sink() = default;
-  virtual boost::asio::awaitable<StoreResult> store(const std::filesystem::path& spool_file, const proto::Manifest& m,
+  virtual boost::asio::awaitable<StoreResult> store(const SpoolFile& spool, const proto::Manifest& m,
                                                    const Custody& custody) = 0;
   /// Stores a small record under `key` (relative, as object keys are; made by the dock from
   /// checked names only): a custody receipt, a recording-complete marker, an audit log chunk.

@@ -17,7 +17,7 @@ namespace {
 
 }  // namespace
 
-OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole) {
+OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, PullHash& whole) {
   std::filesystem::create_directories(path.parent_path());
   auto fd = open_file(path, O_RDWR | O_CREAT, 0600);
   if (!fd) throw boost::system::system_error(fd.error(), "open spool " + path.string());
@@ -37,7 +37,7 @@ OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, prot
   return OpenSpool{std::move(*fd), keep};
 }
 
-bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, proto::Sha256& whole) {
+bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, PullHash& whole) {
   if (!proto::digest_equal(proto::Sha256::of(data), expect)) return false;
   if (auto ec = write_all_at(fd, data, offset)) throw boost::system::system_error(ec, "write to spool");
   whole.update(data);

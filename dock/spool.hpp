@@ -4,7 +4,7 @@
 
 #include "dock/blocking.hpp"
 #include "dock/files.hpp"
-#include "proto/sha256.hpp"
+#include "dock/spool_sum.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -18,18 +18,19 @@ struct OpenSpool {
 };
 
 /// Opens a segment's spool file, drops anything past `keep` (the last durable offset), and
-/// hashes the kept prefix into `whole`, so the whole-segment check covers resumed pulls too.
+/// hashes the kept prefix into `whole`, so the whole-segment check and the spool sum cover
+/// resumed pulls too.
 /// A file shorter than `keep` (lost on disk) is started over from 0.
-OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, proto::Sha256& whole);
+OpenSpool open_spool(const std::filesystem::path& path, std::uint64_t keep, PullHash& whole);
 /// Verifies a chunk against its manifest hash; if it matches, writes it at `offset` and feeds
-/// the whole-segment hash. false (nothing written) on a hash mismatch; throws on I/O errors.
-bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, proto::Sha256& whole);
+/// the whole-segment hashes. false (nothing written) on a hash mismatch; throws on I/O errors.
+bool verify_and_spool(int fd, proto::ByteView data, std::uint64_t offset, const proto::Digest& expect, PullHash& whole);
 
-inline auto async_open_spool(boost::asio::thread_pool& pool, std::filesystem::path path, std::uint64_t keep, proto::Sha256& whole) {
+inline auto async_open_spool(boost::asio::thread_pool& pool, std::filesystem::path path, std::uint64_t keep, PullHash& whole) {
   return run_blocking(pool, [path = std::move(path), keep, &whole] { return open_spool(path, keep, whole); });
 }
 inline auto async_verify_and_spool(boost::asio::thread_pool& pool, int fd, proto::ByteView data, std::uint64_t offset,
-                                   const proto::Digest& expect, proto::Sha256& whole) {
+                                   const proto::Digest& expect, PullHash& whole) {
   return run_blocking(pool, [=, &expect, &whole] { return verify_and_spool(fd, data, offset, expect, whole); });
 }
 /// fdatasync; throws on failure (a spool that cannot be made durable must not count as such).

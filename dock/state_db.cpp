@@ -118,6 +118,12 @@ CREATE TABLE revoked_cameras(
 ) WITHOUT ROWID;
 ALTER TABLE segments ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // The pull's checksum of each spool file (dock/spool_sum.hpp), so the upload need not hash
+    // the segment with SHA-256 a second time. Rows spooled before it have '': their upload
+    // checks against the manifest's SHA-256 as before.
+    R"sql(
+ALTER TABLE segments ADD COLUMN spool_sum TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -172,7 +178,7 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms, custody_receipt, kept";
+constexpr const char* kRowColumns = "serial, seq, state, pulled, manifest, object_key, receipt, reason, attempts, clock_drift_ms, custody_receipt, kept, spool_sum";
 
 SegmentRow read_row(Stmt& s) {
   SegmentRow r;
@@ -195,6 +201,7 @@ SegmentRow read_row(Stmt& s) {
     r.custody_receipt.assign(b.begin(), b.end());
   }
   r.kept = s.i64(11) != 0;
+  r.spool_sum = s.text(12);
   return r;
 }
 
@@ -349,7 +356,8 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
   for (auto f : from) allowed += std::string(allowed.empty() ? "'" : ",'") + state_name(f) + "'";
   const std::string sql =
       "UPDATE segments SET state=?3, updated_ms=?4, pulled=COALESCE(?5, pulled), object_key=COALESCE(?6, object_key), "
-      "receipt=COALESCE(?7, receipt), reason=COALESCE(?8, reason), attempts=attempts+?9, custody_receipt=COALESCE(?10, custody_receipt) "
+      "receipt=COALESCE(?7, receipt), reason=COALESCE(?8, reason), attempts=attempts+?9, custody_receipt=COALESCE(?10, custody_receipt), "
+      "spool_sum=COALESCE(?11, spool_sum) "
       "WHERE serial=?1 AND seq=?2 AND state IN (" + allowed + ")";
   exec("BEGIN IMMEDIATE");
   try {
@@ -362,6 +370,7 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
     if (u.reason) s.bind(8, *u.reason);
     s.bind(9, static_cast<std::int64_t>(u.count_attempt ? 1 : 0));
     if (u.custody_receipt) s.bind(10, proto::ByteView(*u.custody_receipt));
+    if (u.spool_sum) s.bind(11, *u.spool_sum);
     s.step();
     const bool changed = sqlite3_changes(db_) == 1;
     // Progress updates within PULLING are frequent and uninteresting; state changes are history.

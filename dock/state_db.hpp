@@ -43,6 +43,7 @@ struct SegmentRow {
   std::optional<std::int64_t> clock_drift_ms;  ///< camera clock minus the dock's at the listing docking
   proto::Bytes custody_receipt;    ///< signed when storage confirmed it (PROTOCOL.md 9); empty before
   bool kept = false;               ///< QUARANTINED and an admin chose to keep it on the camera
+  std::string spool_sum;           ///< the pull's XXH3-128 of the spool file (dock/spool_sum.hpp); '' if none
 };
 
 /// Optional fields a transition sets together with the state.
@@ -53,6 +54,7 @@ struct SegUpdate {
   std::optional<std::string> reason;
   bool count_attempt = false;
   std::optional<proto::Bytes> custody_receipt;
+  std::optional<std::string> spool_sum;
 };
 
 enum class ListedResult { inserted, known, conflict };

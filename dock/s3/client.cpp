@@ -13,6 +13,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <openssl/err.h>
@@ -35,7 +36,9 @@ namespace ssl = asio::ssl;
 
 namespace {
 
-using HttpRequest = http::request<http::string_body>;
+// The request body is borrowed from the caller (a part buffer the sink reuses): a 16 MiB part is
+// neither copied nor allocated afresh for every request.
+using HttpRequest = http::request<http::span_body<const char>>;
 
 // boost::system::error_category has a protected non-virtual destructor by design (its
 // categories are never deleted through a base pointer), which -Wnon-virtual-dtor flags.
@@ -306,7 +309,7 @@ asio::awaitable<Client::Result> exchange(Stream& stream, HttpRequest& req, std::
   auto redirect = asio::redirect_error(asio::use_awaitable, ec);
   // The request goes out in slices: each must make progress within the timeout (a stalled
   // link is caught however large the body), and each is paid for under the bandwidth cap.
-  http::request_serializer<http::string_body> sr(req);
+  http::request_serializer<http::span_body<const char>> sr(req);
   sr.limit(kWriteSlice);
   while (!sr.is_done()) {
     if (limiter) co_await limiter->acquire(kWriteSlice);
@@ -387,6 +390,11 @@ Client::Client(asio::any_io_executor ex, Endpoint endpoint, Credentials credenti
 
 asio::awaitable<Client::Result> Client::request(std::string method, std::string bucket, std::string key, std::vector<QueryParam> query,
                                                 Headers headers, std::string body) {
+  co_return co_await send(std::move(method), std::move(bucket), std::move(key), std::move(query), std::move(headers), body);
+}
+
+asio::awaitable<Client::Result> Client::send(std::string method, std::string bucket, std::string key, std::vector<QueryParam> query,
+                                             Headers headers, std::string_view body) {
   // The name the request is addressed to: the Host header, and over TLS the SNI and the name
   // the certificate must carry. The connection itself always goes to endpoint_.host.
   const std::string authority = endpoint_.path_style || bucket.empty() ? endpoint_.host : bucket + "." + endpoint_.host;
@@ -417,7 +425,7 @@ asio::awaitable<Client::Result> Client::request(std::string method, std::string 
   HttpRequest req{http::string_to_verb(method), target, 11};
   for (const auto& h : headers) req.insert(h.name, h.value);
   for (const auto& h : signing.add_headers) req.insert(h.name, h.value);
-  req.body() = std::move(body);
+  req.body() = http::span_body<const char>::value_type(body.data(), body.size());
   req.prepare_payload();
 
   if (tls_) co_return co_await over_tls(ex_, *tls_, endpoint_, authority, req, timeout_, limiter_.get());
@@ -448,10 +456,10 @@ asio::awaitable<Client::Result> Client::create_multipart(std::string bucket, std
   co_return co_await request("POST", std::move(bucket), std::move(key), std::move(q), std::move(headers), {});
 }
 
-asio::awaitable<Client::Result> Client::upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body,
-                                                    Headers headers) {
+asio::awaitable<Client::Result> Client::upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number,
+                                                    std::string_view body, Headers headers) {
   std::vector<QueryParam> q{{"partNumber", std::to_string(number)}, {"uploadId", std::move(upload_id)}};
-  co_return co_await request("PUT", std::move(bucket), std::move(key), std::move(q), std::move(headers), std::move(body));
+  co_return co_await send("PUT", std::move(bucket), std::move(key), std::move(q), std::move(headers), body);
 }
 
 asio::awaitable<Client::Result> Client::complete_multipart(std::string bucket, std::string key, std::string upload_id, std::vector<Part> parts) {

@@ -120,7 +120,8 @@ class Client {
   /// Starts a multipart upload; the response body carries the UploadId (xml_field "UploadId").
   boost::asio::awaitable<Result> create_multipart(std::string bucket, std::string key, Headers headers);
   /// `headers` may carry Content-MD5 and x-amz-content-sha256 already computed over `body`.
-  boost::asio::awaitable<Result> upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string body,
+  /// `body` is borrowed, not copied: it must stay alive and unchanged until the call completes.
+  boost::asio::awaitable<Result> upload_part(std::string bucket, std::string key, std::string upload_id, unsigned number, std::string_view body,
                                              Headers headers = {});
   boost::asio::awaitable<Result> complete_multipart(std::string bucket, std::string key, std::string upload_id, std::vector<Part> parts);
   boost::asio::awaitable<Result> abort_multipart(std::string bucket, std::string key, std::string upload_id);
@@ -140,6 +141,9 @@ class Client {
   [[nodiscard]] std::chrono::milliseconds clock_offset() const { return clock_offset_; }
 
  private:
+  /// request() with a borrowed body (alive and unchanged until it completes).
+  boost::asio::awaitable<Result> send(std::string method, std::string bucket, std::string key, std::vector<QueryParam> query, Headers headers,
+                                      std::string_view body);
   boost::asio::any_io_executor ex_;
   Endpoint endpoint_;
   Credentials credentials_;

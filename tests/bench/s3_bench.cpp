@@ -5,7 +5,8 @@
 //   s3_bench make DIR GIB SEGMENT_MIB
 //       Records emulated segments (hw::CameraDevice: encrypted content, signed manifests that
 //       chain) and writes them as spool files, DIR/segments/<serial>-<seq>.seg, with each
-//       segment's manifest in DIR/manifests/<serial>-<seq>.manifest (PROTOCOL.md encoding).
+//       segment's manifest in DIR/manifests/<serial>-<seq>.manifest (PROTOCOL.md encoding) and
+//       the spool sum a pull records for it in DIR/manifests/<serial>-<seq>.spoolsum.
 //       DIR/segments holds only footage, so other tools can copy that directory as it is.
 //   s3_bench upload DIR s3://BUCKET[/PREFIX] [--part-mib N] [--concurrency N]
 //       Creates the bucket, stores every segment of DIR with dock::S3Sink (part size N MiB,
@@ -17,6 +18,7 @@
 #include "dock/emulated_fleet.hpp"
 #include "dock/log.hpp"
 #include "dock/s3_sink.hpp"
+#include "dock/spool_sum.hpp"
 #include "hw/camera_device.hpp"
 #include "proto/manifest.hpp"
 #include "proto/sha256.hpp"
@@ -112,14 +114,18 @@ int make(const std::filesystem::path& dir, double gib, double segment_mib) {
     char name[64];
     std::snprintf(name, sizeof name, "%s-%08llu", m.camera_serial.c_str(), static_cast<unsigned long long>(m.seq));
     std::ofstream out(dir / "segments" / (std::string(name) + ".seg"), std::ios::binary | std::ios::trunc);
+    dock::SpoolSum sum;  // as the dock's pull takes it while it writes the spool
     for (std::uint64_t off = 0; off < m.size; off += buf.size()) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), m.size - off));
       cam.content(m.seq, off, std::span(buf.data(), n));
+      sum.update({buf.data(), n});
       out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(n));
     }
     if (!out.flush()) throw std::runtime_error("cannot write segment " + std::string(name));
     const auto encoded = proto::encode_manifest(m);
     write_file(dir / "manifests" / (std::string(name) + ".manifest"), encoded.data(), encoded.size());
+    const auto sum_hex = sum.hex();
+    write_file(dir / "manifests" / (std::string(name) + ".spoolsum"), reinterpret_cast<const std::uint8_t*>(sum_hex.data()), sum_hex.size());
     total += m.size;
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -133,6 +139,7 @@ int make(const std::filesystem::path& dir, double gib, double segment_mib) {
 struct Segment {
   std::filesystem::path spool;
   proto::Manifest m;
+  std::string spool_sum;
 };
 
 /// What the uploaders share. One thread runs them all: no locking.
@@ -155,7 +162,10 @@ std::vector<Segment> load_segments(const std::filesystem::path& dir) {
     auto m = proto::decode_manifest(bytes);
     if (!m) throw std::runtime_error(e.path().string() + ": not a manifest (" + m.error().message() + ")");
     auto spool = dir / "segments" / e.path().filename().replace_extension(".seg");
-    out.push_back({std::move(spool), std::move(*m)});
+    std::ifstream sum_in(std::filesystem::path(e.path()).replace_extension(".spoolsum"));
+    std::string sum;
+    std::getline(sum_in, sum);  // none (made by an older s3_bench): the sink checks by SHA-256
+    out.push_back({std::move(spool), std::move(*m), std::move(sum)});
   }
   if (out.empty()) throw std::runtime_error(dir.string() + "/manifests holds no segment: run s3_bench make first");
   std::sort(out.begin(), out.end(), [](const Segment& a, const Segment& b) { return a.spool < b.spool; });
@@ -166,7 +176,7 @@ std::vector<Segment> load_segments(const std::filesystem::path& dir) {
 asio::awaitable<void> uploader(Upload& up) {
   while (!up.failure && up.next < up.segments.size()) {
     const Segment& s = up.segments[up.next++];
-    auto r = co_await up.sink.store(s.spool, s.m, up.custody);
+    auto r = co_await up.sink.store(dock::SpoolFile(s.spool, s.spool_sum), s.m, up.custody);
     if (!r) {
       up.failure = s.spool.filename().string() + ": " + r.error().message();
       co_return;

@@ -45,13 +45,30 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 7);
+    BOOST_CHECK_EQUAL(db.schema_version(), 8);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 7);
+  BOOST_CHECK_EQUAL(db.schema_version(), 8);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
+}
+
+BOOST_AUTO_TEST_CASE(the_spool_sum_is_kept_with_the_spooled_segment) {
+  test::TempDir dir;
+  dock::StateDb db(dir / "s.sqlite");
+  BOOST_REQUIRE(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
+  BOOST_CHECK_EQUAL(db.get("BC-0200", 1)->spool_sum, "");  // none until a pull finished
+  BOOST_REQUIRE(db.transition("BC-0200", 1, {SegState::listed}, SegState::pulling));
+  dock::SegUpdate done;
+  done.spool_sum = "06b05ab6733a618578af5f94892f3950";
+  BOOST_REQUIRE(db.transition("BC-0200", 1, {SegState::pulling}, SegState::spooled, done));
+  BOOST_CHECK_EQUAL(db.get("BC-0200", 1)->spool_sum, "06b05ab6733a618578af5f94892f3950");
+  // Later updates that do not name it leave it alone.
+  dock::SegUpdate attempt;
+  attempt.count_attempt = true;
+  BOOST_REQUIRE(db.transition("BC-0200", 1, {SegState::spooled}, SegState::spooled, attempt));
+  BOOST_CHECK_EQUAL(db.get("BC-0200", 1)->spool_sum, "06b05ab6733a618578af5f94892f3950");
 }
 
 BOOST_AUTO_TEST_CASE(transitions_are_guarded_and_recorded) {

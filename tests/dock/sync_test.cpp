@@ -5,6 +5,7 @@
 #include "dock/dock.hpp"
 #include "dock/emulated_fleet.hpp"
 #include "dock/local_sink.hpp"
+#include "dock/spool_sum.hpp"
 #include "hw/camera_device.hpp"
 #include "hw/emulated_link.hpp"
 #include "proto/sha256.hpp"
@@ -264,6 +265,16 @@ BOOST_AUTO_TEST_CASE(unplugged_mid_segment_resumes_from_its_offset_after_restart
   // Only the part after the last durable offset is read again: well below a segment.
   BOOST_CHECK_EQUAL(cam.bytes_served() - served_before, cam.recorded()[1].size - durable);
   BOOST_CHECK_LT(reread, 4 * kMiB / 4);
+  // The spool sum the upload checks against covers the whole segment, the prefix kept from
+  // before the unplug too.
+  dock::StateDb db(dir / "state" / "dock.sqlite");
+  for (const auto& m : cam.recorded()) {
+    std::vector<std::uint8_t> bytes(m.size);
+    cam.content(m.seq, 0, bytes);
+    const auto row = db.get("BC-200", m.seq);
+    BOOST_REQUIRE(row);
+    BOOST_CHECK_EQUAL(row->spool_sum, dock::SpoolSum::of(bytes));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(flipped_bit_in_a_chunk_is_detected_and_read_again) {

@@ -1,7 +1,9 @@
 // The S3 sink against the real Ceph RGW, in process: how storage's answers are classified,
 // the clock check on RequestTimeTooSkewed, orphan multipart uploads cleared before a fresh
-// upload, and retention refused on a bucket without Object Lock.
+// upload, retention refused on a bucket without Object Lock, and a spool file that changed after
+// its pull never stored.
 #include "dock/s3_sink.hpp"
+#include "dock/spool_sum.hpp"
 #include "hw/camera_device.hpp"
 #include "support/fleet.hpp"
 #include "support/rgw.hpp"
@@ -169,6 +171,59 @@ BOOST_AUTO_TEST_CASE(retention_on_a_bucket_without_object_lock_is_refused_not_si
   BOOST_CHECK_MESSAGE(r.error().detail.find("has no Object Lock") != std::string::npos, r.error().detail);
   BOOST_CHECK_THROW(dock::Retention::make("forever", 30), std::invalid_argument);
   BOOST_CHECK(dock::Retention::make("GOVERNANCE", 0).mode.empty());  // 0 days: none
+  pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_spool_changed_after_its_pull_is_not_stored_and_leaves_no_parts) {
+  test::TempDir dir;
+  asio::io_context ioc;
+  asio::thread_pool pool(1);
+  s3::Client client(ioc.get_executor(), test::rgw_endpoint(), test::rgw_credentials());
+  const auto bucket = new_bucket(ioc, client, false);
+  dock::S3Sink sink(client, dock::S3Location::parse("s3://" + bucket), pool, 5u << 20);
+  const auto s = segment(dir, "BC-0304", 11u << 20);  // three parts
+  const auto key = dock::segment_object_key(s.m);
+  std::string good;
+  {
+    std::ifstream in(s.spool, std::ios::binary);
+    good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto sum = dock::SpoolSum::of({reinterpret_cast<const std::uint8_t*>(good.data()), good.size()});
+  auto write_spool = [&](const std::string& bytes) { std::ofstream(s.spool, std::ios::binary | std::ios::trunc) << bytes; };
+  auto attempt = [&](const std::string& spool_sum) {
+    return run(ioc, sink.store(dock::SpoolFile(s.spool, spool_sum), s.m, dock::Custody{}),
+               dock::StoreResult(dock::StoreFailure(dock::sink_errc::storage_error, "not run")));
+  };
+  // One bit flips on disk in the last part after the pull verified the segment. The first two
+  // parts are sent before the change can show; storage checks each part against what the dock
+  // read, so only the dock's own check of the spool can catch it.
+  auto changed = good;
+  changed[(10u << 20) + 12345] ^= 0x10;
+  write_spool(changed);
+  for (const std::string& with : {sum, std::string()}) {  // by the pull's sum, and by SHA-256 where there is none
+    const auto r = attempt(with);
+    BOOST_REQUIRE(!r);
+    BOOST_CHECK_MESSAGE(r.error() == dock::sink_errc::content_mismatch, r.error().message());
+    const auto head = run(ioc, client.head_object(bucket, key));
+    BOOST_REQUIRE(head);
+    BOOST_CHECK_EQUAL(head->status, 404u);
+    const auto listed = run(ioc, client.list_multipart_uploads(bucket, key));
+    BOOST_REQUIRE(listed && listed->ok());
+    BOOST_CHECK(s3::multipart_uploads(listed->body).empty());
+  }
+  // A sum that is not the spool's refuses even good bytes: it is what decides.
+  write_spool(good);
+  const auto wrong = attempt(dock::SpoolSum::of({reinterpret_cast<const std::uint8_t*>(changed.data()), changed.size()}));
+  BOOST_REQUIRE(!wrong);
+  BOOST_CHECK(wrong.error() == dock::sink_errc::content_mismatch);
+  // The segment pulled again: stored, exactly once, with the manifest's SHA-256 on its receipt.
+  const auto r = attempt(sum);
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message()));
+  BOOST_CHECK(r->sha256 == s.m.sha256);
+  const auto head = run(ioc, client.head_object(bucket, key));
+  BOOST_REQUIRE(head && head->ok());
+  BOOST_CHECK(head->header("etag").ends_with("-3\""));
+  BOOST_CHECK_EQUAL(head->header("content-length"), std::to_string(good.size()));
   pool.join();
 }
 
