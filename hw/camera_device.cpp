@@ -1,5 +1,6 @@
 #include "hw/camera_device.hpp"
 
+#include "proto/device/bd_device.h"
 #include "proto/sha256.hpp"
 
 #include <fcntl.h>
@@ -9,10 +10,12 @@
 #include <bit>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace bodydock::hw {
 namespace {
@@ -20,7 +23,6 @@ namespace {
 using proto::Bytes;
 using proto::ByteView;
 using proto::errc;
-using proto::MsgType;
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -107,7 +109,10 @@ void emulated_content(std::uint64_t key, std::uint64_t offset, std::span<std::ui
   }
 }
 
-CameraDevice::CameraDevice(CameraSpec spec) : spec_(std::move(spec)) { record_segments(); }
+CameraDevice::CameraDevice(CameraSpec spec) : spec_(std::move(spec)) {
+  record_segments();
+  start();
+}
 
 void CameraDevice::record_segments() {
   if (!spec_.trust) throw std::invalid_argument("an emulated camera needs its keys (CameraSpec::trust)");
@@ -268,6 +273,7 @@ CameraDevice CameraDevice::open_persistent(CameraSpec spec, const std::filesyste
 CameraDevice::CameraDevice(CameraSpec spec, std::vector<proto::Manifest> manifests, std::filesystem::path dir)
     : spec_(std::move(spec)), manifests_(std::move(manifests)), dir_(std::move(dir)) {
   for (const auto& [seq, digest] : read_erase_log(*dir_, spec_.serial)) erased_.insert(seq);
+  start();
 }
 
 void CameraDevice::save() const {
@@ -293,92 +299,10 @@ std::map<std::uint64_t, proto::Digest> CameraDevice::read_erase_log(const std::f
   return log;
 }
 
-const CameraTrust& CameraDevice::trust() const { return *spec_.trust; }
-
-std::string CameraDevice::receipt_problem(const proto::Erase& e, const proto::Manifest& m) const {
-  auto r = proto::decode_receipt(e.receipt);
-  if (!r) return "not a signed custody receipt (" + r.error().message() + ")";
-  if (r->camera_serial != spec_.serial || r->seq != e.seq) return "receipt is for another segment";
-  if (!proto::digest_equal(r->sha256, m.sha256)) return "receipt does not match the segment's SHA-256";
-  if (!proto::digest_equal(r->manifest_sha256, proto::manifest_hash(m))) return "receipt does not match the segment's manifest";
-  const auto who = trust().fleet.check(r->dock_cert, "dock");
-  if (const auto* why = std::get_if<std::string>(&who)) return "receipt signer: " + *why;
-  if (!std::get<proto::crypto::CertInfo>(who).key.verify(proto::receipt_signing_input(*r), r->signature))
-    return "receipt signature does not verify";
-  return {};
-}
-
-void CameraDevice::serve_auth_begin(Bytes& out, std::uint32_t id, const proto::AuthBegin& a) {
-  pending_auth_.reset();
-  authenticated_ = false;
-  if (faults_.replay_auth && last_auth_answer_) return reply(out, MsgType::auth_begin_ok, id, *last_auth_answer_);
-  // Refuse a dock outside the fleet before signing anything for it.
-  const auto dock = trust().fleet.check(a.dock_cert, "dock");
-  if (const auto* why = std::get_if<std::string>(&dock)) return reply_error(out, id, errc::auth_failed, "dock certificate: " + *why);
-  PendingAuth pending{a, {}};
-  const auto nonce = proto::crypto::random_bytes(proto::kNonceSize);
-  std::copy(nonce.begin(), nonce.end(), pending.camera_nonce.begin());
-  proto::AuthBeginOk ok;
-  ok.camera_nonce = pending.camera_nonce;
-  ok.camera_cert = trust().device_cert;
-  ok.signature = trust().device_key.sign(
-      proto::auth_transcript(proto::AuthRole::camera, a.dock_nonce, ok.camera_nonce, a.dock_cert, ok.camera_cert, spec_.serial));
-  pending_auth_ = std::move(pending);
-  const auto payload = proto::encode(ok);
-  last_auth_answer_ = payload;
-  reply(out, MsgType::auth_begin_ok, id, payload);
-}
-
-void CameraDevice::serve_auth_finish(Bytes& out, std::uint32_t id, const proto::AuthFinish& a) {
-  if (!pending_auth_) return reply_error(out, id, errc::bad_state, "AUTH_BEGIN first");
-  const auto pending = std::move(*pending_auth_);
-  pending_auth_.reset();  // one answer per challenge: a second try needs a new AUTH_BEGIN
-  const auto dock = trust().fleet.check(pending.begin.dock_cert, "dock");
-  const auto* info = std::get_if<proto::crypto::CertInfo>(&dock);
-  const auto transcript = proto::auth_transcript(proto::AuthRole::dock, pending.begin.dock_nonce, pending.camera_nonce,
-                                                 pending.begin.dock_cert, trust().device_cert, spec_.serial);
-  if (info == nullptr || !info->key.verify(transcript, a.signature))
-    return reply_error(out, id, errc::auth_failed, "dock signature does not verify");
-  authenticated_ = true;
-  reply(out, MsgType::auth_finish_ok, id, proto::encode(proto::AuthFinishOk{}));
-}
-
-void CameraDevice::reset_session() {
-  parser_ = proto::FrameParser{};
-  hello_done_ = false;
-  authenticated_ = false;
-  pending_auth_.reset();
-  charge_allowed_ = true;
-}
-
 bool CameraDevice::charging() const { return (charge_allowed_ || faults_.charger_uncontrollable) && spec_.battery_pct < 100; }
 
 std::int16_t CameraDevice::temperature_dc() const {
   return static_cast<std::int16_t>(spec_.temperature_dc + (charging() ? faults_.charge_heat_dc : 0));
-}
-
-Bytes CameraDevice::handle(ByteView out_transfer) {
-  Bytes out;
-  if (auto ec = parser_.feed(out_transfer)) {
-    reply_error(out, parser_.failed_request_id(), static_cast<errc>(ec.value()), "frame header refused");
-    parser_ = proto::FrameParser{};  // drop the desynchronised stream; the host starts afresh
-    return out;
-  }
-  while (auto f = parser_.next()) serve(out, *f);
-  if (auto ec = parser_.error()) {
-    reply_error(out, parser_.failed_request_id(), static_cast<errc>(ec.value()), "frame header refused");
-    parser_ = proto::FrameParser{};
-  }
-  return out;
-}
-
-void CameraDevice::reply(Bytes& out, MsgType type, std::uint32_t id, const Bytes& payload) {
-  proto::append_frame_header(out, type, id, static_cast<std::uint32_t>(payload.size()));
-  out.insert(out.end(), payload.begin(), payload.end());
-}
-
-void CameraDevice::reply_error(Bytes& out, std::uint32_t id, errc code, std::string_view message) {
-  reply(out, MsgType::error, id, proto::encode(proto::ErrorReply{code, std::string(message)}));
 }
 
 const proto::Manifest* CameraDevice::find(std::uint64_t seq) const {
@@ -387,167 +311,319 @@ const proto::Manifest* CameraDevice::find(std::uint64_t seq) const {
   return it != manifests_.end() && it->seq == seq ? &*it : nullptr;
 }
 
-void CameraDevice::serve(Bytes& out, const proto::Frame& f) {
-  const auto id = f.header.request_id;
-  const ByteView p(f.payload);
-  if (!hello_done_ && f.header.type != MsgType::hello) return reply_error(out, id, errc::bad_state, "HELLO first");
-  // Charge-only needs status and charging control; everything that touches footage, the clock
-  // or the flash needs a dock that proved itself (PROTOCOL.md 5.5).
-  const bool needs_auth = f.header.type == MsgType::set_time || f.header.type == MsgType::list || f.header.type == MsgType::read ||
-                          f.header.type == MsgType::erase;
-  if (needs_auth && !authenticated_) {
-    ++refused_unauthenticated_;
-    return reply_error(out, id, errc::not_authenticated, "authenticate first");
-  }
-  auto refuse = [&](const boost::system::error_code& ec) { reply_error(out, id, static_cast<errc>(ec.value()), "cannot decode request"); };
-  switch (f.header.type) {
-    case MsgType::hello: {
-      auto h = proto::decode_hello(p);
-      if (!h) return refuse(h.error());
-      const auto v = proto::negotiate_version(h->min_version, h->max_version, proto::kMinProtocolVersion, proto::kProtocolVersion);
-      if (v == 0) return reply_error(out, id, errc::unsupported_version, "this camera speaks protocol 2");
-      hello_done_ = true;
-      authenticated_ = false;  // a new handshake needs a new authentication
-      pending_auth_.reset();
-      proto::HelloOk ok;
-      ok.version = v;
-      ok.serial = spec_.serial;
-      ok.model = spec_.model;
-      ok.firmware = spec_.firmware;
-      return reply(out, MsgType::hello_ok, id, proto::encode(ok));
-    }
-    case MsgType::status_get: {
-      if (auto s = proto::decode_status_get(p); !s) return refuse(s.error());
-      ++status_polls_;
-      proto::Status st;
-      st.battery_pct = spec_.battery_pct;
-      st.charging = charging();
-      st.temperature_dc = temperature_dc();
-      if (st.charging) ++spec_.battery_pct;  // a coarse model: one percent per status poll
-      st.storage_total = spec_.storage_total;
-      for (const auto& m : manifests_)
-        if (!erased_.contains(m.seq)) {
-          st.storage_used += m.size;
-          ++st.segment_count;
-        }
-      st.storage_used = std::min(st.storage_used, st.storage_total);
-      st.clock_utc_ms = now_ms() + spec_.clock_skew_ms;
-      return reply(out, MsgType::status, id, proto::encode(st));
-    }
-    case MsgType::set_time: {
-      auto s = proto::decode_set_time(p);
-      if (!s) return refuse(s.error());
-      const auto before = now_ms() + spec_.clock_skew_ms;
-      spec_.clock_skew_ms = s->utc_ms - now_ms();
-      return reply(out, MsgType::set_time_ok, id, proto::encode(proto::SetTimeOk{s->utc_ms - before}));
-    }
-    case MsgType::list: {
-      auto l = proto::decode_list(p);
-      if (!l) return refuse(l.error());
-      return serve_list(out, id, *l);
-    }
-    case MsgType::read: {
-      auto r = proto::decode_read(p);
-      if (!r) return refuse(r.error());
-      return serve_read(out, id, *r);
-    }
-    case MsgType::erase: {
-      auto e = proto::decode_erase(p);
-      if (!e) return refuse(e.error());
-      return serve_erase(out, id, *e);
-    }
-    case MsgType::set_charging: {
-      auto c = proto::decode_set_charging(p);
-      if (!c) return refuse(c.error());
-      charge_allowed_ = c->allow;
-      charge_requests_.push_back(c->allow);
-      return reply(out, MsgType::set_charging_ok, id, proto::encode(proto::SetChargingOk{charging()}));
-    }
-    case MsgType::auth_begin: {
-      auto a = proto::decode_auth_begin(p);
-      if (!a) return refuse(a.error());
-      return serve_auth_begin(out, id, *a);
-    }
-    case MsgType::auth_finish: {
-      auto a = proto::decode_auth_finish(p);
-      if (!a) return refuse(a.error());
-      return serve_auth_finish(out, id, *a);
-    }
-    default:
-      return reply_error(out, id, errc::bad_request, "reply types are not requests");
-  }
-}
-
-void CameraDevice::serve_list(Bytes& out, std::uint32_t id, const proto::List& l) {
-  proto::ListOk ok;
-  std::size_t budget = proto::kMaxPayload - 64;
-  auto it = std::lower_bound(manifests_.begin(), manifests_.end(), l.cursor, [](const auto& m, std::uint64_t s) { return m.seq < s; });
-  ok.next_cursor = l.cursor;
-  for (; it != manifests_.end(); ++it) {
-    if (erased_.contains(it->seq) || faults_.hide_from_list.contains(it->seq)) continue;
-    const auto size = proto::encode_manifest(*it).size() + 4;
-    if (ok.manifests.size() == l.max_count || size > budget) {
-      ok.more = true;
-      break;
-    }
-    budget -= size;
-    ok.manifests.push_back(*it);
-    if (faults_.bad_signature.contains(it->seq)) ok.manifests.back().signature.back() ^= 0x01;
-    ok.next_cursor = it->seq + 1;
-  }
-  reply(out, MsgType::list_ok, id, proto::encode(ok));
-}
-
-void CameraDevice::serve_read(Bytes& out, std::uint32_t id, const proto::Read& r) {
-  const auto* m = find(r.seq);
-  if (m == nullptr) return reply_error(out, id, errc::not_found, "no such segment");
-  if (r.offset >= m->size) return reply_error(out, id, errc::out_of_range, "offset past the end");
-  const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(r.length, m->size - r.offset));
-  const auto header = proto::encode_data_header(r.seq, r.offset);
-  proto::append_frame_header(out, MsgType::data, id, static_cast<std::uint32_t>(header.size() + len));
-  out.insert(out.end(), header.begin(), header.end());
-  const auto start = out.size();
-  out.resize(start + len);
-  std::span<std::uint8_t> bytes(out.data() + start, len);
-  content(r.seq, r.offset, bytes);
-  // Flash corruption: a flipped bit at the start of each affected chunk this read covers.
-  for (auto& [where, left] : faults_.corrupt_chunk) {
-    if (where.first != r.seq || left == 0) continue;
-    const std::uint64_t at = where.second * m->chunk_size;
-    if (at >= r.offset && at < r.offset + len) {
-      bytes[at - r.offset] ^= 0x10;
-      --left;
-    }
-  }
-  bytes_served_ += len;
-}
-
-void CameraDevice::serve_erase(Bytes& out, std::uint32_t id, const proto::Erase& e) {
-  const auto* m = find(e.seq);
-  if (m == nullptr) return reply_error(out, id, errc::not_found, "no such segment");
-  if (const auto problem = receipt_problem(e, *m); !problem.empty()) {
-    ++receipts_rejected_;
-    return reply_error(out, id, errc::receipt_rejected, problem);
-  }
+bool CameraDevice::erase(std::uint64_t seq) {
+  const auto* m = find(seq);
+  if (m == nullptr) return false;
   if (on_erase) on_erase(*m);
   if (dir_) {
     // Persist before acknowledging: an erase the dock saw confirmed is never undone by a crash.
     const auto path = *dir_ / (spec_.serial + ".erase-log");
     const bool created = !std::filesystem::exists(path);
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return reply_error(out, id, errc::internal, "cannot persist erase");
+    if (fd < 0) return false;
     // A line torn by a power cut was never acknowledged; start on a fresh line so it cannot
     // swallow this record.
-    std::string line = std::to_string(e.seq) + " " + proto::to_hex(m->sha256) + "\n";
+    std::string line = std::to_string(seq) + " " + proto::to_hex(m->sha256) + "\n";
     const auto end = ::lseek(fd, 0, SEEK_END);
     char last = '\n';
     if (end > 0 && ::pread(fd, &last, 1, end - 1) == 1 && last != '\n') line.insert(line.begin(), '\n');
     const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
     ::close(fd);
-    if (!written || (created && !sync_directory(*dir_))) return reply_error(out, id, errc::internal, "cannot persist erase");
+    if (!written || (created && !sync_directory(*dir_))) return false;
   }
-  erased_.insert(e.seq);
-  reply(out, MsgType::erase_ok, id, proto::encode(proto::EraseOk{e.seq}));
+  erased_.insert(seq);
+  return true;
 }
+
+// ---- The protocol: the firmware device library, with this model behind its callbacks -------
+
+/// What the callbacks reach. `owner` is refreshed on every entry (CameraDevice moves, the
+/// engine does not); `replies` is the reply buffer of the handle() call in progress. C frames sit
+/// between the library and its callbacks, so no exception may unwind through them: a callback
+/// catches it, reports failure to the library, and handle() rethrows it once the library
+/// returns (an on_erase check that fails, say, still fails the test that installed it).
+struct CameraDevice::Engine {
+  bd_device dev{};
+  CameraDevice* owner = nullptr;
+  Bytes* replies = nullptr;
+  std::exception_ptr error;
+  // The library keeps pointers to these for as long as it runs.
+  std::string serial;
+  std::string model;
+  std::string firmware;
+  Bytes cert;
+  // DeviceFaults::replay_auth: the nonce drawn for the answer being made, and the last answer
+  // made honestly (nonce, signature), which a replaying camera gives again.
+  Bytes drawn_nonce;
+  std::optional<std::pair<Bytes, Bytes>> last_answer;
+  // Content is sealed per chunk and the library asks for a DATA frame in pieces of a few
+  // hundred bytes: the chunk the last piece came from is kept.
+  std::uint64_t sealed_seq = 0;
+  std::uint64_t sealed_index = 0;
+  Bytes sealed;
+  bool sealed_valid = false;
+
+  static Engine& of(void* user) { return *static_cast<Engine*>(user); }
+
+  /// Runs a callback body; an exception becomes `failed` for the library and is kept for handle().
+  template <typename R, typename F>
+  static R guarded(void* user, R failed, F&& body) {
+    auto& e = of(user);
+    try {
+      return body(*e.owner, e);
+    } catch (...) {
+      if (!e.error) e.error = std::current_exception();
+      return failed;
+    }
+  }
+
+  static void fill(const CameraDevice& cam, const proto::Manifest& m, bd_segment_info* out) {
+    const auto i = cam.index_of(m);
+    out->seq = m.seq;
+    out->size = m.size;
+    out->manifest_length = static_cast<std::uint32_t>(cam.encoded_[i].size());
+    std::memcpy(out->sha256, m.sha256.data(), m.sha256.size());
+    std::memcpy(out->manifest_sha256, cam.manifest_sha_[i].data(), cam.manifest_sha_[i].size());
+  }
+
+  /// Content bytes [offset, offset + out.size()) of `m`, from the sealed chunk cache.
+  void read_content(const CameraDevice& cam, const proto::Manifest& m, std::uint64_t offset, std::span<std::uint8_t> out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const auto at = offset + done;
+      const auto index = at / m.chunk_size;
+      if (!sealed_valid || sealed_seq != m.seq || sealed_index != index) {
+        sealed.resize(m.chunk_length(index));
+        cam.content(m.seq, index * m.chunk_size, sealed);
+        sealed_seq = m.seq;
+        sealed_index = index;
+        sealed_valid = true;
+      }
+      const auto within = static_cast<std::size_t>(at - index * m.chunk_size);
+      const auto n = std::min(sealed.size() - within, out.size() - done);
+      std::memcpy(out.data() + done, sealed.data() + within, n);
+      done += n;
+    }
+  }
+
+  static bd_device_callbacks callbacks(Engine* self) {
+    bd_device_callbacks cb{};
+    cb.user = self;
+    cb.write = [](void* u, const std::uint8_t* data, std::size_t len) {
+      return guarded(u, false, [&](CameraDevice&, Engine& e) {
+        e.replies->insert(e.replies->end(), data, data + len);
+        return true;
+      });
+    };
+    cb.find_segment = [](void* u, std::uint64_t seq, bd_segment_info* out) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        const auto* m = cam.find(seq);
+        if (m != nullptr) fill(cam, *m, out);
+        return m != nullptr;
+      });
+    };
+    cb.next_listed_segment = [](void* u, std::uint64_t from, bd_segment_info* out) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        auto it = std::lower_bound(cam.manifests_.begin(), cam.manifests_.end(), from, [](const auto& m, std::uint64_t s) { return m.seq < s; });
+        for (; it != cam.manifests_.end(); ++it) {
+          // A hidden segment is still held (READ and ERASE find it); LIST just leaves it out.
+          if (cam.erased_.contains(it->seq) || cam.faults_.hide_from_list.contains(it->seq)) continue;
+          fill(cam, *it, out);
+          return true;
+        }
+        return false;
+      });
+    };
+    cb.read_manifest = [](void* u, std::uint64_t seq, std::uint32_t offset, std::uint8_t* out, std::size_t len) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        const auto* m = cam.find(seq);
+        if (m == nullptr) return false;
+        const auto& bytes = cam.encoded_[cam.index_of(*m)];
+        if (offset > bytes.size() || len > bytes.size() - offset) return false;
+        std::memcpy(out, bytes.data() + offset, len);
+        // Altered on flash: the signature's last byte (the encoding's last byte) flipped.
+        const auto last = bytes.size() - 1;
+        if (cam.faults_.bad_signature.contains(seq) && last >= offset && last < offset + len) out[last - offset] ^= 0x01;
+        return true;
+      });
+    };
+    cb.read_segment = [](void* u, std::uint64_t seq, std::uint64_t offset, std::uint8_t* out, std::size_t len) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine& e) {
+        const auto* m = cam.find(seq);
+        if (m == nullptr || offset > m->size || len > m->size - offset) return false;
+        e.read_content(cam, *m, offset, {out, len});
+        // Flash corruption: a flipped bit at the start of each affected chunk a READ covers
+        // (the library asks for one READ in consecutive pieces, so each chunk start is in one).
+        for (auto& [where, left] : cam.faults_.corrupt_chunk) {
+          if (where.first != seq || left == 0) continue;
+          const std::uint64_t at = where.second * m->chunk_size;
+          if (at >= offset && at < offset + len) {
+            out[at - offset] ^= 0x10;
+            --left;
+          }
+        }
+        cam.bytes_served_ += len;
+        return true;
+      });
+    };
+    cb.erase_segment = [](void* u, std::uint64_t seq) { return guarded(u, false, [&](CameraDevice& cam, Engine&) { return cam.erase(seq); }); };
+    cb.storage_usage = [](void* u, bd_storage_usage* out) {
+      guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        *out = bd_storage_usage{0, cam.spec_.storage_total, 0};
+        for (const auto& m : cam.manifests_)
+          if (!cam.erased_.contains(m.seq)) {
+            out->used += m.size;
+            ++out->segment_count;
+          }
+        return true;
+      });
+    };
+    cb.random = [](void* u, std::uint8_t* out, std::size_t len) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine& e) {
+        if (cam.faults_.replay_auth && e.last_answer && e.last_answer->first.size() == len) {
+          std::memcpy(out, e.last_answer->first.data(), len);
+          return true;
+        }
+        e.drawn_nonce = proto::crypto::random_bytes(len);
+        std::memcpy(out, e.drawn_nonce.data(), len);
+        return true;
+      });
+    };
+    cb.sha256 = [](void* u, const std::uint8_t* data, std::size_t len, std::uint8_t* out) {
+      return guarded(u, false, [&](CameraDevice&, Engine&) {
+        const auto d = proto::Sha256::of(ByteView(data, len));
+        std::memcpy(out, d.data(), d.size());
+        return true;
+      });
+    };
+    cb.sign = [](void* u, const std::uint8_t* msg, std::size_t len, std::uint8_t* sig, std::size_t cap, std::size_t* sig_len) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine& e) {
+        if (!cam.spec_.trust) return false;
+        Bytes s;
+        if (cam.faults_.replay_auth && e.last_answer) {
+          s = e.last_answer->second;
+        } else {
+          s = cam.spec_.trust->device_key.sign(ByteView(msg, len));
+          e.last_answer.emplace(e.drawn_nonce, s);
+        }
+        if (s.size() > cap) return false;
+        std::memcpy(sig, s.data(), s.size());
+        *sig_len = s.size();
+        return true;
+      });
+    };
+    cb.check_dock_cert = [](void* u, const std::uint8_t* der, std::size_t len, std::uint8_t* key, char* why, std::size_t why_cap) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        if (!cam.spec_.trust) return false;
+        const auto who = cam.spec_.trust->fleet.check(ByteView(der, len), "dock");
+        std::string problem;
+        if (const auto* w = std::get_if<std::string>(&who)) {
+          problem = *w;
+        } else {
+          const auto point = std::get<proto::crypto::CertInfo>(who).key.point();
+          if (point.size() == BD_DOCK_KEY_SIZE) {
+            std::memcpy(key, point.data(), point.size());
+            return true;
+          }
+          problem = "not a P-256 key";
+        }
+        if (why_cap > 0) {
+          const auto n = std::min(problem.size(), why_cap - 1);
+          std::memcpy(why, problem.data(), n);
+          why[n] = '\0';
+        }
+        return false;
+      });
+    };
+    cb.verify_dock = [](void* u, const std::uint8_t* key, const std::uint8_t* msg, std::size_t len, const std::uint8_t* sig, std::size_t sig_len) {
+      return guarded(u, false, [&](CameraDevice&, Engine&) {
+        return proto::crypto::PublicKey::from_point(ByteView(key, BD_DOCK_KEY_SIZE)).verify(ByteView(msg, len), ByteView(sig, sig_len));
+      });
+    };
+    cb.clock_get = [](void* u) {
+      return guarded(u, std::int64_t{0}, [&](CameraDevice& cam, Engine&) { return now_ms() + cam.spec_.clock_skew_ms; });
+    };
+    cb.clock_set = [](void* u, std::int64_t utc_ms) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        cam.spec_.clock_skew_ms = utc_ms - now_ms();
+        return true;
+      });
+    };
+    cb.power_status = [](void* u, bd_power_status* out) {
+      guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        ++cam.status_polls_;
+        out->battery_pct = cam.spec_.battery_pct;
+        out->charging = cam.charging();
+        out->temperature_dc = cam.temperature_dc();
+        if (out->charging) ++cam.spec_.battery_pct;  // a coarse model: one percent per status poll
+        return true;
+      });
+    };
+    cb.set_charging = [](void* u, bool allow, bool* charging_now) {
+      return guarded(u, false, [&](CameraDevice& cam, Engine&) {
+        cam.charge_allowed_ = allow;
+        cam.charge_requests_.push_back(allow);
+        *charging_now = cam.charging();
+        return true;
+      });
+    };
+    return cb;
+  }
+};
+
+void CameraDevice::EngineDeleter::operator()(Engine* e) const noexcept { delete e; }
+
+void CameraDevice::start() {
+  encoded_.clear();
+  manifest_sha_.clear();
+  for (const auto& m : manifests_) {
+    encoded_.push_back(proto::encode_manifest(m));
+    manifest_sha_.push_back(proto::manifest_hash(m));
+  }
+  engine_.reset(new Engine);
+  auto& e = *engine_;
+  e.owner = this;
+  e.serial = spec_.serial;
+  e.model = spec_.model;
+  e.firmware = spec_.firmware;
+  // A camera reopened from its flash only to look at what it recorded may come without keys;
+  // it then fails authentication (the crypto callbacks refuse) instead of answering.
+  if (spec_.trust) e.cert = spec_.trust->device_cert;
+  bd_device_config cfg{};
+  cfg.serial = e.serial.c_str();
+  cfg.model = e.model.c_str();
+  cfg.firmware = e.firmware.c_str();
+  cfg.device_cert = e.cert.data();
+  cfg.device_cert_len = e.cert.size();
+  cfg.max_read = proto::kMaxReadLength;
+  cfg.max_inflight = 8;
+  cfg.cb = Engine::callbacks(&e);
+  if (bd_device_init(&e.dev, &cfg) != BD_OK)
+    throw std::invalid_argument("camera " + spec_.serial +
+                                ": the serial breaks PROTOCOL.md 4.3, or the model, firmware or certificate is over its size limit");
+}
+
+void CameraDevice::reset_session() {
+  engine_->owner = this;
+  bd_device_reset_session(&engine_->dev);
+  charge_allowed_ = true;
+}
+
+Bytes CameraDevice::handle(ByteView out_transfer) {
+  Bytes out;
+  auto& e = *engine_;
+  e.owner = this;
+  e.replies = &out;
+  const auto result = bd_device_feed(&e.dev, out_transfer.data(), out_transfer.size());
+  e.replies = nullptr;
+  if (e.error) std::rethrow_exception(std::exchange(e.error, nullptr));
+  // The write callback only fails by throwing, handled above.
+  if (result != BD_OK) throw std::logic_error("camera device library refused the transfer");
+  return out;
+}
+
+bool CameraDevice::authenticated() const { return bd_device_authenticated(&engine_->dev); }
+unsigned CameraDevice::refused_unauthenticated() const { return bd_device_get_stats(&engine_->dev)->refused_unauthenticated; }
+unsigned CameraDevice::receipts_rejected() const { return bd_device_get_stats(&engine_->dev)->receipts_rejected; }
 
 }  // namespace bodydock::hw

@@ -1,11 +1,13 @@
 #pragma once
-/// The emulated camera: the device side of protocol v2 as a transport-free state machine.
-/// handle() takes the bytes of one OUT transfer and returns the bytes the device queues on its
-/// IN endpoint, so the same model serves the in-process link (hw/emulated_link) and, later,
-/// usbfs ioctls under umockdev. Content is deterministic from a seed (emulated_content), so
-/// tests check every byte without storing footage. Fault knobs let tests break it on purpose.
+/// The emulated camera: a device model (segments, battery, clock, keys, flash) around the
+/// firmware device library (proto/device/bd_device.h), which does all of the protocol. handle()
+/// takes the bytes of one OUT transfer and returns the bytes the device queues on its IN
+/// endpoint, so the same model serves the in-process link (hw/emulated_link) and usbfs ioctls
+/// under umockdev, and every dock test runs the protocol code a vendor compiles into firmware.
+/// Content is deterministic from a seed (emulated_content), so tests check every byte without
+/// storing footage. Fault knobs let tests break it on purpose; they act in the model (the
+/// library's callbacks), never in the protocol code.
 
-#include "proto/frame.hpp"
 #include "proto/messages.hpp"
 #include "proto/trust.hpp"
 
@@ -65,7 +67,8 @@ struct DeviceFaults {
   /// A charger the firmware cannot switch off: SET_CHARGING allow=0 is answered "still charging".
   bool charger_uncontrollable = false;
   /// A cloned or replaying device: answers AUTH_BEGIN with the answer it gave in an earlier
-  /// session (old nonce, old signature) instead of a fresh one.
+  /// session (old nonce, old signature) instead of a fresh one. Played by the crypto callbacks,
+  /// which hand the device library the earlier nonce and signature.
   bool replay_auth = false;
   /// Segments whose listed manifest carries a signature that does not verify (altered on flash).
   std::set<std::uint64_t> bad_signature;
@@ -100,10 +103,10 @@ class CameraDevice {
   /// The per-segment key; for the test that proves it is nowhere on the dock.
   [[nodiscard]] proto::Bytes segment_key(std::uint64_t seq) const;
   /// Whether the current session completed mutual authentication.
-  [[nodiscard]] bool authenticated() const { return authenticated_; }
+  [[nodiscard]] bool authenticated() const;
   /// Requests refused because the session was not authenticated, and receipts refused.
-  [[nodiscard]] unsigned refused_unauthenticated() const { return refused_unauthenticated_; }
-  [[nodiscard]] unsigned receipts_rejected() const { return receipts_rejected_; }
+  [[nodiscard]] unsigned refused_unauthenticated() const;
+  [[nodiscard]] unsigned receipts_rejected() const;
   [[nodiscard]] bool charging() const;
   [[nodiscard]] std::int16_t temperature_dc() const;
   [[nodiscard]] std::uint8_t battery_pct() const { return spec_.battery_pct; }
@@ -118,37 +121,31 @@ class CameraDevice {
   static std::map<std::uint64_t, proto::Digest> read_erase_log(const std::filesystem::path& dir, const std::string& serial);
 
  private:
+  /// The device library's state and what its callbacks need, on the heap: the library keeps a
+  /// pointer to it, and CameraDevice itself moves.
+  struct Engine;
+  struct EngineDeleter {
+    void operator()(Engine* e) const noexcept;
+  };
+
   CameraDevice(CameraSpec spec, std::vector<proto::Manifest> manifests, std::filesystem::path dir);
   void record_segments();
-  void reply(proto::Bytes& out, proto::MsgType type, std::uint32_t id, const proto::Bytes& payload);
-  void reply_error(proto::Bytes& out, std::uint32_t id, proto::errc code, std::string_view message);
-  void serve(proto::Bytes& out, const proto::Frame& f);
-  void serve_read(proto::Bytes& out, std::uint32_t id, const proto::Read& r);
-  void serve_list(proto::Bytes& out, std::uint32_t id, const proto::List& l);
-  void serve_erase(proto::Bytes& out, std::uint32_t id, const proto::Erase& e);
-  void serve_auth_begin(proto::Bytes& out, std::uint32_t id, const proto::AuthBegin& a);
-  void serve_auth_finish(proto::Bytes& out, std::uint32_t id, const proto::AuthFinish& a);
-  /// Why a custody receipt does not let `m` be erased, or empty when it does.
-  std::string receipt_problem(const proto::Erase& e, const proto::Manifest& m) const;
-  const CameraTrust& trust() const;
+  /// Encodes and hashes every manifest once (LIST serves the bytes, ERASE checks the hash) and
+  /// starts the device library.
+  void start();
   const proto::Manifest* find(std::uint64_t seq) const;
+  std::size_t index_of(const proto::Manifest& m) const { return static_cast<std::size_t>(&m - manifests_.data()); }
   void save() const;
+  /// Persists an erase (fsync) before the library acknowledges it; false when it cannot.
+  bool erase(std::uint64_t seq);
 
   CameraSpec spec_;
   std::vector<proto::Manifest> manifests_;
+  std::vector<proto::Bytes> encoded_;        ///< encode_manifest(manifests_[i])
+  std::vector<proto::Digest> manifest_sha_;  ///< manifest_hash(manifests_[i])
   std::set<std::uint64_t> erased_;
   std::optional<std::filesystem::path> dir_;
-  proto::FrameParser parser_;
-  bool hello_done_ = false;
-  bool authenticated_ = false;
-  struct PendingAuth {
-    proto::AuthBegin begin;
-    proto::Digest camera_nonce{};
-  };
-  std::optional<PendingAuth> pending_auth_;
-  std::optional<proto::Bytes> last_auth_answer_;   ///< for the replay fault
-  unsigned refused_unauthenticated_ = 0;
-  unsigned receipts_rejected_ = 0;
+  std::unique_ptr<Engine, EngineDeleter> engine_;
   bool charge_allowed_ = true;   ///< by the dock (SET_CHARGING); every docking starts allowed
   DeviceFaults faults_;
   std::uint64_t bytes_served_ = 0;
