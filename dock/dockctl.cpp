@@ -2,11 +2,15 @@
 // the commands). Exit codes: 0 fine, 1 refused / verification failed / I/O error, 2 bad usage.
 #include "dock/audit.hpp"
 #include "dock/cli.hpp"
+#include "dock/conformance.hpp"
 #include "dock/evidence.hpp"
 #include "dock/pki.hpp"
 #include "dock/state_db.hpp"
 #include "dock/web/status_text.hpp"
+#include "hw/umockdev_bus.hpp"
+#include "usb/usb_context.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,14 +22,17 @@
 #include <boost/json/serialize.hpp>
 
 #include <pwd.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <filesystem>
@@ -88,6 +95,25 @@ constexpr const char* kUsage =
     "  cameras revoke SERIAL --reason TEXT     charge-only at this dock from its next docking\n"
     "  cameras reinstate SERIAL --reason TEXT  lift a revocation made at this dock\n"
     "  slots power-cycle N [--reason TEXT] switch slot N's port off and on (a hung camera)\n"
+    "\n"
+    "a camera against the protocol (proto/PROTOCOL.md), as the host, case by case:\n"
+    "  conformance --emulator [--usb] [--junit FILE] [--case NAME]... [--emulator-fault F]...\n"
+    "                                      the built-in camera emulator, over the in-process link or\n"
+    "                                      with --usb over emulated USB (umockdev, real libusb);\n"
+    "                                      --emulator-fault replay-auth | charger-stuck |\n"
+    "                                      bad-signature=SEQ | hide=SEQ breaks it to show a failure\n"
+    "  conformance --device PORTPATH (--trust DIR | --fleet DIR) [--junit FILE] [--case NAME]...\n"
+    "                                      the camera on USB port PORTPATH (e.g. 1-1.3). It must trust\n"
+    "                                      the dock: --trust a dock trust directory of the camera's\n"
+    "                                      fleet (pki provision-dock --out DIR), or --fleet the fleet CA\n"
+    "                                      directory (a dock 'conformance-dock' is issued there on\n"
+    "                                      first use). ERASES FOOTAGE: erase.valid erases the camera's\n"
+    "                                      oldest segment, and storage.full one more when the camera\n"
+    "                                      is full. Each case starts with a USB port reset (a new docking)\n"
+    "  conformance --list                  every case, the PROTOCOL.md sections it checks, and what\n"
+    "    options: --timeout-ms N (reply deadline, default 5000), --stress-requests N (default 10000),\n"
+    "             --seed N (random requests); a table on stdout, JUnit XML with --junit; exit 0 when\n"
+    "             no case failed (not applicable is not a pass, but not a failure), 1 when one did\n"
     "exit codes: 0 done, 1 refused / not running / failed, 2 bad usage\n"
     "\n"
     "options:\n"
@@ -643,6 +669,191 @@ int slots_command(std::vector<std::string> args) {
   return 2;
 }
 
+/// --usb: the emulated bus needs libumockdev-preload in the process from its start (it replaces
+/// sysfs and /dev for libusb), so dockctl runs itself again with it, as `dockd demo` does.
+/// Returns only when it is there already, or when the re-execution failed (false).
+bool ensure_umockdev_preload(const std::vector<std::string>& args) {
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return true;
+  std::string value = "libumockdev-preload.so.0";
+  if (preload && *preload) value += std::string(":") + preload;
+  ::setenv("LD_PRELOAD", value.c_str(), 1);
+  // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
+  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
+  ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
+  std::vector<std::string> argv_s = {"dockctl", "conformance"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv("/proc/self/exe", argv.data());
+  std::fprintf(stderr, "dockctl conformance: cannot run again with the USB emulation preload: %s\n", std::strerror(errno));
+  return false;
+}
+
+/// A private temporary directory, removed with everything in it.
+struct ScratchDir {
+  std::filesystem::path path;
+  ScratchDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "dockctl-conformance-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("cannot make a temporary directory: " + std::string(std::strerror(errno)));
+    path = templ;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+};
+
+std::optional<unsigned long long> whole_number(const std::string& option, const std::string& text, unsigned long long low, unsigned long long high) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || text[0] == '-' || v < low || v > high) {
+    std::fprintf(stderr, "dockctl conformance: %s must be a whole number %llu..%llu, not '%s'\n", option.c_str(), low, high, text.c_str());
+    return std::nullopt;
+  }
+  return v;
+}
+
+int conformance_command(const std::vector<std::string>& args) {
+  namespace cf = bodydock::dock::conformance;
+  bool emulator = false, over_usb = false, list = false;
+  std::string device, trust_dir, fleet_dir, junit;
+  std::vector<std::string> faults;
+  cf::SuiteOptions options;
+  const auto known = cf::cases();
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    const bool has_value = i + 1 < args.size();
+    if (a == "--emulator") emulator = true;
+    else if (a == "--usb") over_usb = true;
+    else if (a == "--list") list = true;
+    else if (a == "--device" && has_value) device = args[++i];
+    else if (a == "--trust" && has_value) trust_dir = args[++i];
+    else if (a == "--fleet" && has_value) fleet_dir = args[++i];
+    else if (a == "--junit" && has_value) junit = args[++i];
+    else if (a == "--emulator-fault" && has_value) faults.push_back(args[++i]);
+    else if (a == "--case" && has_value) {
+      const auto& name = args[++i];
+      if (std::none_of(known.begin(), known.end(), [&](const cf::CaseInfo& c) { return c.name == name; })) {
+        std::fprintf(stderr, "dockctl conformance: no case '%s' (dockctl conformance --list shows them)\n", name.c_str());
+        return 2;
+      }
+      options.only.push_back(name);
+    } else if ((a == "--timeout-ms" || a == "--stress-requests" || a == "--seed") && has_value) {
+      const auto v = a == "--timeout-ms" ? whole_number(a, args[i + 1], 10, 600000)
+                     : a == "--stress-requests" ? whole_number(a, args[i + 1], 1, 10000000)
+                                                 : whole_number(a, args[i + 1], 0, ~0ull);
+      ++i;
+      if (!v) return 2;
+      if (a == "--timeout-ms") options.request_timeout = std::chrono::milliseconds(*v);
+      else if (a == "--stress-requests") options.stress_requests = static_cast<unsigned>(*v);
+      else options.seed = *v;
+    } else {
+      static const char* const kWithValue[] = {"--device", "--trust", "--fleet", "--junit", "--emulator-fault", "--case", "--timeout-ms", "--stress-requests", "--seed"};
+      const bool wants_value = std::find(std::begin(kWithValue), std::end(kWithValue), a) != std::end(kWithValue);
+      std::fprintf(stderr, "dockctl conformance: %s '%s'\n", wants_value ? "missing value for" : "unexpected argument", a.c_str());
+      return 2;
+    }
+  }
+  if (list) {
+    for (const auto& c : known) std::printf("%-24s %-22s %s\n", c.name.c_str(), c.sections.c_str(), c.checks.c_str());
+    return 0;
+  }
+  if (emulator == !device.empty()) {
+    std::fputs("dockctl conformance: say what to test: --emulator, or --device PORTPATH\n", stderr);
+    return 2;
+  }
+  if (emulator && (!trust_dir.empty() || !fleet_dir.empty())) {
+    std::fputs("dockctl conformance: --trust and --fleet are for --device (the emulator brings its own fleet)\n", stderr);
+    return 2;
+  }
+  if (!emulator && (over_usb || !faults.empty())) {
+    std::fputs("dockctl conformance: --usb and --emulator-fault are for --emulator\n", stderr);
+    return 2;
+  }
+  if (!device.empty() && trust_dir.empty() == fleet_dir.empty()) {
+    std::fputs("dockctl conformance: --device needs the camera's fleet: --trust DIR (a dock trust directory) or --fleet DIR (the fleet CA)\n", stderr);
+    return 2;
+  }
+  if (over_usb && !ensure_umockdev_preload(args)) return 1;
+
+  ScratchDir scratch;
+  boost::asio::io_context ioc;
+  std::optional<cf::Report> report;
+  auto log_usb = [](bodydock::usb::UsbContext::LogLevel level, std::string_view line) {
+    if (level == bodydock::usb::UsbContext::LogLevel::error || level == bodydock::usb::UsbContext::LogLevel::warning)
+      std::fprintf(stderr, "libusb: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
+  if (emulator) {
+    cf::EmulatorRig rig(scratch.path);
+    for (const auto& f : faults) {
+      try {
+        rig.apply_fault(f);
+      } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "dockctl conformance: %s\n", e.what());
+        return 2;
+      }
+    }
+    if (over_usb) {
+      // The bus first: it points libusb at the emulated sysfs and /dev before libusb starts.
+      bodydock::hw::UmockdevBus bus;
+      bodydock::usb::UsbContext usb(ioc.get_executor(), log_usb);
+      usb.add_readiness_source(bus.readiness_fd());
+      cf::UmockdevTarget target(ioc.get_executor(), bus, usb, rig.camera(), &rig.full_camera());
+      report = cf::run_suite_blocking(ioc, target, rig.trust(), options);
+    } else {
+      cf::EmulatorTarget target(ioc.get_executor(), rig.camera(), &rig.full_camera());
+      report = cf::run_suite_blocking(ioc, target, rig.trust(), options);
+    }
+  } else {
+    std::shared_ptr<const bodydock::pki::DockIdentity> identity;
+    if (!trust_dir.empty()) {
+      identity = std::make_shared<const bodydock::pki::DockIdentity>(bodydock::pki::load_dock_identity(trust_dir));
+    } else {
+      auto fleet = bodydock::pki::Fleet::open(fleet_dir);
+      bodydock::pki::provision_dock(fleet, "conformance-dock", scratch.path / "trust");
+      identity = std::make_shared<const bodydock::pki::DockIdentity>(bodydock::pki::load_dock_identity(scratch.path / "trust"));
+    }
+    bodydock::usb::UsbContext usb(ioc.get_executor(), log_usb);
+    cf::UsbTarget target(ioc.get_executor(), usb, device);
+    bool present = false;
+    bool finished = false;
+    boost::asio::co_spawn(ioc, target.wait_present(std::chrono::seconds(3)), [&](std::exception_ptr e, bool there) {
+      if (e) std::rethrow_exception(e);
+      present = there;
+      finished = true;
+    });
+    while (!finished) ioc.run_one();
+    if (!present) {
+      std::string seen;
+      for (const auto& p : target.ports_seen()) seen += (seen.empty() ? "" : ", ") + p;
+      std::fprintf(stderr, "dockctl conformance: no USB device on port %s (devices on: %s)\n", device.c_str(), seen.empty() ? "none" : seen.c_str());
+      return 1;
+    }
+    report = cf::run_suite_blocking(ioc, target, {identity}, options);
+  }
+  std::fputs(cf::render_table(*report).c_str(), stdout);
+  std::fflush(stdout);
+  if (!junit.empty()) {
+    std::ofstream out(junit, std::ios::binary | std::ios::trunc);
+    out << cf::render_junit(*report);
+    out.close();
+    if (!out) {
+      std::fprintf(stderr, "dockctl conformance: cannot write %s\n", junit.c_str());
+      return 1;
+    }
+  }
+  return report->failed() ? 1 : 0;
+}
+
 int status_command(std::vector<std::string> args) {
   Target t;
   take_target(args, t, true);
@@ -676,6 +887,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "status") return status_command(std::vector<std::string>(argv + 2, argv + argc));
+    if (cmd == "conformance") return conformance_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "queue") return queue_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "cameras") return cameras_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "slots") return slots_command(std::vector<std::string>(argv + 2, argv + argc));
