@@ -340,16 +340,25 @@ asio::awaitable<proto::HelloOk> say_hello(Probe& p) {
   co_return ok;
 }
 
+/// AUTH_BEGIN with a fresh dock nonce and `dock_cert`: the camera must answer AUTH_BEGIN_OK.
+struct Challenge {
+  proto::AuthBegin begin;
+  proto::AuthBeginOk answer;
+};
+asio::awaitable<Challenge> begin_auth(Probe& p, const Bytes& dock_cert, std::string what) {
+  Challenge c;
+  c.begin.dock_nonce = random_digest();
+  c.begin.dock_cert = dock_cert;
+  auto f = co_await expect_reply(p, MsgType::auth_begin, proto::encode(c.begin), MsgType::auth_begin_ok, what);
+  c.answer = decoded(proto::decode_auth_begin_ok(f.payload), f, what);
+  co_return c;
+}
+
 /// Mutual authentication as dock `id`. Lenient on purpose: it needs the device to accept the
 /// dock, and leaves judging the camera's proof to the authentication cases.
 asio::awaitable<void> authenticate(Probe& p, const pki::DockIdentity& id) {
   if (!p.hello) throw std::logic_error("authenticate before HELLO");
-  proto::AuthBegin b;
-  b.dock_nonce = random_digest();
-  b.dock_cert = id.cert;
-  const std::string what = "AUTH_BEGIN {a fleet dock's certificate} (authenticating, which this case needs)";
-  auto f = co_await expect_reply(p, MsgType::auth_begin, proto::encode(b), MsgType::auth_begin_ok, what);
-  auto a = decoded(proto::decode_auth_begin_ok(f.payload), f, what);
+  auto [b, a] = co_await begin_auth(p, id.cert, "AUTH_BEGIN {a fleet dock's certificate} (authenticating, which this case needs)");
   proto::AuthFinish fin;
   fin.signature = id.key.sign(proto::auth_transcript(proto::AuthRole::dock, b.dock_nonce, a.camera_nonce, id.cert, a.camera_cert, p.hello->serial));
   co_await expect_reply(p, MsgType::auth_finish, proto::encode(fin), MsgType::auth_finish_ok,
@@ -736,12 +745,8 @@ proto::crypto::PublicKey fleet_camera_key(const CaseContext& ctx, const Probe& p
 
 asio::awaitable<void> auth_camera_proof(CaseContext& ctx) {
   auto& p = *co_await ctx.session(false);
-  proto::AuthBegin b;
-  b.dock_nonce = random_digest();
-  b.dock_cert = ctx.fleet_dock.cert;
   const std::string what = "AUTH_BEGIN {fresh dock nonce, fleet dock certificate}";
-  auto f = co_await expect_reply(p, MsgType::auth_begin, proto::encode(b), MsgType::auth_begin_ok, what);
-  auto a = decoded(proto::decode_auth_begin_ok(f.payload), f, what);
+  auto [b, a] = co_await begin_auth(p, ctx.fleet_dock.cert, what);
   const auto key = fleet_camera_key(ctx, p, a);
   const auto transcript = proto::auth_transcript(proto::AuthRole::camera, b.dock_nonce, a.camera_nonce, b.dock_cert, a.camera_cert, p.hello->serial);
   if (!key.verify(transcript, a.signature))
@@ -842,11 +847,7 @@ asio::awaitable<void> auth_dock_replayed(CaseContext& ctx) {
   }
   // The camera's own signature reflected back as the dock's.
   {
-    proto::AuthBegin b;
-    b.dock_nonce = random_digest();
-    b.dock_cert = ctx.fleet_dock.cert;
-    auto f = co_await expect_reply(p, MsgType::auth_begin, proto::encode(b), MsgType::auth_begin_ok, "AUTH_BEGIN {fresh dock nonce}");
-    auto a = decoded(proto::decode_auth_begin_ok(f.payload), f, "AUTH_BEGIN");
+    auto [b, a] = co_await begin_auth(p, ctx.fleet_dock.cert, "AUTH_BEGIN {fresh dock nonce}");
     proto::AuthFinish reflected;
     reflected.signature = a.signature;
     co_await expect_refusal(p, MsgType::auth_finish, proto::encode(reflected), errc::auth_failed, "AUTH_FINISH carrying the camera's own signature",
@@ -854,11 +855,7 @@ asio::awaitable<void> auth_dock_replayed(CaseContext& ctx) {
   }
   // The right transcript, signed by a key that is not the certificate's.
   {
-    proto::AuthBegin b;
-    b.dock_nonce = random_digest();
-    b.dock_cert = ctx.fleet_dock.cert;
-    auto f = co_await expect_reply(p, MsgType::auth_begin, proto::encode(b), MsgType::auth_begin_ok, "AUTH_BEGIN {fresh dock nonce}");
-    auto a = decoded(proto::decode_auth_begin_ok(f.payload), f, "AUTH_BEGIN");
+    auto [b, a] = co_await begin_auth(p, ctx.fleet_dock.cert, "AUTH_BEGIN {fresh dock nonce}");
     proto::AuthFinish forged;
     forged.signature = ctx.rogue.key.sign(proto::auth_transcript(proto::AuthRole::dock, b.dock_nonce, a.camera_nonce, b.dock_cert, a.camera_cert, serial));
     co_await expect_refusal(p, MsgType::auth_finish, proto::encode(forged), errc::auth_failed,

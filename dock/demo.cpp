@@ -286,26 +286,6 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   run.usb_slots->start();
 }
 
-/// The emulated USB lane needs libumockdev-preload in the process from its start: re-execute
-/// with it unless it is there. Returns only if it is there (or on failure to re-execute).
-void ensure_umockdev_preload(const std::vector<std::string>& args) {
-  const char* preload = std::getenv("LD_PRELOAD");
-  if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return;
-  std::string value = "libumockdev-preload.so.0";
-  if (preload && *preload) value += std::string(":") + preload;
-  ::setenv("LD_PRELOAD", value.c_str(), 1);
-  // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
-  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
-  ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
-  std::vector<std::string> argv_s = {"dockd", "demo"};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::execv("/proc/self/exe", argv.data());
-  std::cerr << "dockd demo: cannot re-execute with the USB emulation preload: " << std::strerror(errno) << "\n";
-}
-
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -490,7 +470,11 @@ int run_demo(const std::vector<std::string>& args) {
 
   const auto segment_bytes = static_cast<std::uint64_t>(segment_mib * (1 << 20));
   run.over_usb = usb_mode == "emulated-libusb";
-  if (run.over_usb) ensure_umockdev_preload(args);
+  if (run.over_usb) {
+    std::vector<std::string> argv = {"dockd", "demo"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (!hw::ensure_umockdev_preload(argv)) std::cerr << "dockd demo: cannot re-execute with the USB emulation preload: " << std::strerror(errno) << "\n";
+  }
   try {
     if (run.over_usb) {
       run.bus = std::make_unique<hw::UmockdevBus>();

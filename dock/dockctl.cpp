@@ -669,28 +669,6 @@ int slots_command(std::vector<std::string> args) {
   return 2;
 }
 
-/// --usb: the emulated bus needs libumockdev-preload in the process from its start (it replaces
-/// sysfs and /dev for libusb), so dockctl runs itself again with it, as `dockd demo` does.
-/// Returns only when it is there already, or when the re-execution failed (false).
-bool ensure_umockdev_preload(const std::vector<std::string>& args) {
-  const char* preload = std::getenv("LD_PRELOAD");
-  if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return true;
-  std::string value = "libumockdev-preload.so.0";
-  if (preload && *preload) value += std::string(":") + preload;
-  ::setenv("LD_PRELOAD", value.c_str(), 1);
-  // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
-  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
-  ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
-  std::vector<std::string> argv_s = {"dockctl", "conformance"};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::execv("/proc/self/exe", argv.data());
-  std::fprintf(stderr, "dockctl conformance: cannot run again with the USB emulation preload: %s\n", std::strerror(errno));
-  return false;
-}
-
 /// A private temporary directory, removed with everything in it.
 struct ScratchDir {
   std::filesystem::path path;
@@ -783,7 +761,14 @@ int conformance_command(const std::vector<std::string>& args) {
     std::fputs("dockctl conformance: --device needs the camera's fleet: --trust DIR (a dock trust directory) or --fleet DIR (the fleet CA)\n", stderr);
     return 2;
   }
-  if (over_usb && !ensure_umockdev_preload(args)) return 1;
+  if (over_usb) {
+    std::vector<std::string> argv = {"dockctl", "conformance"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (!bodydock::hw::ensure_umockdev_preload(argv)) {
+      std::fprintf(stderr, "dockctl conformance: cannot run again with the USB emulation preload: %s\n", std::strerror(errno));
+      return 1;
+    }
+  }
 
   ScratchDir scratch;
   boost::asio::io_context ioc;

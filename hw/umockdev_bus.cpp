@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -19,6 +20,23 @@
 #include <stdexcept>
 
 namespace bodydock::hw {
+
+bool ensure_umockdev_preload(const std::vector<std::string>& argv) {
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return true;
+  std::string value = "libumockdev-preload.so.0";
+  if (preload && *preload) value += std::string(":") + preload;
+  ::setenv("LD_PRELOAD", value.c_str(), 1);
+  // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
+  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
+  ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& a : args) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  ::execv("/proc/self/exe", c_argv.data());
+  return false;
+}
 namespace {
 
 std::string hex(const std::vector<std::uint8_t>& bytes) {

@@ -16,8 +16,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace bodydock::hw {
+
+/// The emulated bus replaces sysfs and /dev for libusb, so libumockdev-preload must be in the
+/// process from its very start. Returns true when it is; otherwise runs /proc/self/exe again
+/// with `argv` (argv[0] first) and the preload added to LD_PRELOAD, and returns false only when
+/// that failed (errno tells why).
+bool ensure_umockdev_preload(const std::vector<std::string>& argv);
 
 struct UsbIdentity {
   std::uint16_t vid = 0x1d50;  ///< bodydock emulator VID/PID (openmoko's open-hardware range)

@@ -1,7 +1,7 @@
 // `dockctl conformance` as a process: against the emulator it prints the table with the run time
-// and writes JUnit XML, exit 0; a broken emulator exits 1 with the failure in both; over the
-// umockdev lane (dockctl runs itself again with the preload) the USB descriptors are checked;
-// bad usage exits 2.
+// and writes JUnit XML, exit 0; a broken emulator exits 1 with the failure in both; the device
+// library built broken in one rule fails exactly that rule's cases; over the umockdev lane
+// (dockctl runs itself again with the preload) the USB descriptors are checked; bad usage exits 2.
 #include "dock/conformance.hpp"
 #include "support/daemon.hpp"
 #include "support/sandbox.hpp"
@@ -10,6 +10,7 @@
 #include <boost/property_tree/xml_parser.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <set>
 #include <sstream>
 
 using namespace bodydock;
@@ -30,9 +31,78 @@ boost::property_tree::ptree junit(const std::filesystem::path& file) {
   return tree;
 }
 
+/// The cases a run failed, as its JUnit file names them (without the sections).
+std::set<std::string> failed_cases(const std::filesystem::path& xml) {
+  std::set<std::string> out;
+  const auto tree = junit(xml);
+  for (const auto& [tag, tc] : tree.get_child("testsuites.testsuite")) {
+    if (tag != "testcase" || (!tc.get_child_optional("failure") && !tc.get_child_optional("error"))) continue;
+    const auto name = tc.get<std::string>("<xmlattr>.name");
+    out.insert(name.substr(0, name.find(' ')));
+  }
+  return out;
+}
+
+std::string joined(const std::set<std::string>& s) {
+  std::string out;
+  for (const auto& n : s) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "none" : out;
+}
+
+/// dockctl whose emulated camera runs the device library built with BD_DEVICE_BROKEN_<rule>.
+std::string broken_dockctl(const std::string& rule) { return std::string(DOCKCTL_BROKEN_DIR) + "/dockctl_broken_" + rule; }
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(conformance_cli)
+
+// The device library built to break one rule (proto/device/bd_device.h, "Test-only builds"), run
+// as the emulated camera: the suite must fail exactly the cases that check that rule and pass
+// the rest, so a pass means something and a failure points at the rule.
+BOOST_AUTO_TEST_CASE(each_broken_device_build_fails_exactly_the_cases_of_its_rule) {
+  struct Broken {
+    std::string rule;
+    std::set<std::string> fails;
+  };
+  const std::vector<Broken> builds = {
+      {"replayed_nonce", {"auth.camera_fresh_nonce", "auth.dock_replayed"}},
+      {"erase_without_receipt", {"erase.no_receipt", "erase.forged_receipt"}},
+      {"ignores_offset", {"read.offsets", "read.resume", "stress.random"}},
+      {"unknown_version", {"hello.future_version"}},
+  };
+  for (const auto& b : builds) {
+    test::TempDir dir;
+    const auto xml = dir / "conformance.xml";
+    const auto [rc, out] = test::run_command({broken_dockctl(b.rule), "conformance", "--emulator", "--stress-requests", "2000", "--junit", xml.string()},
+                                             dir / "out.log", std::chrono::milliseconds(300000));
+    BOOST_TEST_MESSAGE(b.rule << ":\n" << out);
+    BOOST_CHECK_MESSAGE(rc == 1, b.rule << ": exit " << rc);
+    BOOST_CHECK_MESSAGE(failed_cases(xml) == b.fails, b.rule << ": failed " << joined(failed_cases(xml)) << ", expected " << joined(b.fails));
+    const auto expected = std::to_string(dock::conformance::cases().size() - 1 - b.fails.size()) + " passed, " + std::to_string(b.fails.size()) + " failed";
+    BOOST_CHECK_MESSAGE(contains(out, expected), b.rule << ": no '" << expected << "' in the summary");
+  }
+}
+
+// A device that crashes when a frame is too large takes the emulator's process with it, so each
+// case runs in a process of its own. Two cases send a length over kMaxPayload: frames.oversized,
+// and frames.bad_header (whose last header checks that too_large is decided before the type,
+// 2.3). Those two must die; every other case passes.
+BOOST_AUTO_TEST_CASE(a_device_build_that_crashes_on_an_oversized_frame_fails_only_the_cases_that_send_one) {
+  test::TempDir dir;
+  const std::set<std::string> oversized = {"frames.bad_header", "frames.oversized"};
+  std::set<std::string> failed;
+  for (const auto& c : dock::conformance::cases()) {
+    const auto [rc, out] = test::run_command({broken_dockctl("oversized_frame"), "conformance", "--emulator", "--stress-requests", "2000", "--case", c.name},
+                                             dir / "out.log", std::chrono::milliseconds(300000));
+    if (rc != 0) failed.insert(c.name);
+    if (oversized.contains(c.name)) {
+      BOOST_CHECK_MESSAGE(rc != 0 && rc != 1 && rc != 2, c.name << ": exit " << rc << ", expected the process to die\n" << out);
+    } else {
+      BOOST_CHECK_MESSAGE(rc == 0, c.name << ": exit " << rc << "\n" << out);
+    }
+  }
+  BOOST_CHECK_EQUAL(joined(failed), joined(oversized));
+}
 
 BOOST_AUTO_TEST_CASE(the_emulator_passes_with_a_table_and_junit_xml_and_exit_0) {
   test::TempDir dir;
