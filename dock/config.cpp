@@ -1,11 +1,10 @@
 #include "dock/config.hpp"
 
 #include "dock/s3/rate_limit.hpp"
-#include "dock/web/server.hpp"
+#include "dock/web/listen.hpp"
+#include "hw/toml_text.hpp"
 
 #include <sys/stat.h>
-
-#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -299,9 +298,9 @@ void read_credentials(Config& c) {
 Config parse_config(std::string_view text, std::string_view source) {
   toml::table doc;
   try {
-    doc = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(std::string(source) + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    doc = hw::parse_toml(text, source);
+  } catch (const hw::TomlError& e) {
+    throw ConfigError(std::string(source) + ":" + std::to_string(e.line) + ": " + e.what());
   }
   Config c;
   Reader(source, c).read(doc);

@@ -48,30 +48,6 @@ auto read_part(boost::asio::thread_pool& pool, std::filesystem::path file, std::
 /// A transport failure (connect, reset, timeout): transient.
 StoreFailure transport(boost::system::error_code ec, const std::string& what) { return {ec, what}; }
 
-/// Every <tag>...</tag> in order (ListParts has one <Part> per part).
-std::vector<std::string> xml_all(std::string_view xml, std::string_view tag) {
-  std::vector<std::string> out;
-  const std::string open = "<" + std::string(tag) + ">";
-  const std::string close = "</" + std::string(tag) + ">";
-  for (std::size_t at = 0;;) {
-    const auto a = xml.find(open, at);
-    if (a == std::string_view::npos) break;
-    const auto b = xml.find(close, a + open.size());
-    if (b == std::string_view::npos) break;
-    out.emplace_back(xml.substr(a + open.size(), b - a - open.size()));
-    at = b + close.size();
-  }
-  return out;
-}
-
-/// An ETag as bare hex: without quotes, plain or XML-escaped.
-std::string bare_etag(std::string e) {
-  for (const std::string_view q : {std::string_view("&quot;"), std::string_view("&#34;"), std::string_view("\"")}) {
-    for (auto at = e.find(q); at != std::string::npos; at = e.find(q)) e.erase(at, q.size());
-  }
-  return e;
-}
-
 s3::Client::Headers metadata(const proto::Manifest& m, const Custody& c) {
   s3::Client::Headers h = {
       {"x-amz-meta-camera", m.camera_serial},
@@ -243,7 +219,7 @@ boost::asio::awaitable<Result> S3Sink::store(const SpoolFile& spool, const proto
     if (head->header("x-amz-meta-sha256") == proto::to_hex(m.sha256) && head->header("content-length") == std::to_string(m.size)) {
       const auto expect = co_await expected_etag(spool_file, m.size);
       if (expect.empty()) co_return make_error_code(sink_errc::spool_unreadable);
-      if (bare_etag(head->header("etag")) == expect) {
+      if (s3::bare_etag(head->header("etag")) == expect) {
         // (A crash may have come between completing a multipart upload and its retention.)
         if (expect.find('-') != std::string::npos)
           if (auto failed = co_await put_retention(key)) co_return *failed;
@@ -271,7 +247,7 @@ boost::asio::awaitable<Result> S3Sink::store(const SpoolFile& spool, const proto
   auto check = co_await client_.head_object(where_.bucket, key);
   if (!check) co_return transport(check.error(), "HEAD " + key);
   if (!check->ok()) co_return answer_failure(*check, "HEAD after PUT " + key);
-  if (bare_etag(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
+  if (s3::bare_etag(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
     co_return StoreFailure(sink_errc::storage_error, "HEAD after PUT " + key + ": ETag or size differ from what was sent");
   co_return StoreReceipt{key, digest, m.size};
 }
@@ -359,11 +335,11 @@ boost::asio::awaitable<Result> S3Sink::resume_point(const std::string& key, std:
   }
   if (!listed->ok()) co_return answer_failure(*listed, "list parts of " + key);
   // A part counts as sent only when storage lists it with the ETag it gave the dock for it.
-  for (const auto& part : xml_all(listed->body, "Part")) {
+  for (const auto& part : s3::xml_all(listed->body, "Part")) {
     const auto number_text = s3::xml_field(part, "PartNumber");
     const auto number = static_cast<unsigned>(std::strtoul(number_text.c_str(), nullptr, 10));
     auto it = rec->parts.find(number);
-    if (it != rec->parts.end() && bare_etag(s3::xml_field(part, "ETag")) == bare_etag(it->second.etag)) done.insert(*it);
+    if (it != rec->parts.end() && s3::bare_etag(s3::xml_field(part, "ETag")) == s3::bare_etag(it->second.etag)) done.insert(*it);
   }
   upload_id = rec->upload_id;
   log(Level::notice, "S3 ", key, ": continuing upload ", upload_id, " (", done.size(), " part(s) already stored)");
@@ -477,7 +453,7 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, c
   auto check = co_await client_.head_object(where_.bucket, key);
   if (!check) co_return transport(check.error(), "HEAD " + key);
   if (!check->ok()) co_return answer_failure(*check, "HEAD after multipart " + key);
-  if (bare_etag(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
+  if (s3::bare_etag(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
     co_return StoreFailure(sink_errc::storage_error, "HEAD after multipart " + key + ": ETag or size differ from what was sent");
   if (auto failed = co_await put_retention(key)) co_return *failed;
   co_return StoreReceipt{key, m.sha256, m.size};

@@ -1,4 +1,5 @@
 #include "hw/leds.hpp"
+#include "hw/toml_text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -6,7 +7,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <gpiod.h>
-#include <toml++/toml.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -189,7 +189,10 @@ void SysfsLeds::show(unsigned slot, const LedPattern& p) {
   if (const auto* names = std::get_if<SlotLedNames>(&s.leds)) {
     const auto lit = channels(p.dark() ? LedColour::off : p.colour);
     // Every LED is driven even when one fails: a slot with a dead red LED still shows blue.
-    ok = drive(slot, names->red, p, lit[0]) & drive(slot, names->green, p, lit[1]) & drive(slot, names->blue, p, lit[2]);
+    const bool red = drive(slot, names->red, p, lit[0]);
+    const bool green = drive(slot, names->green, p, lit[1]);
+    const bool blue = drive(slot, names->blue, p, lit[2]);
+    ok = red && green && blue;
   } else {
     ok = drive_multicolour(slot, std::get<MulticolourLed>(s.leds).name, p);
   }
@@ -650,10 +653,9 @@ class LedBoardReader {
 LedBoard parse_led_board(std::string_view toml_text, std::string_view source_name) {
   toml::table doc;
   try {
-    doc = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    throw std::invalid_argument(std::string(source_name) + ":" + std::to_string(e.source().begin.line) + ":" +
-                                std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+    doc = parse_toml(toml_text, source_name);
+  } catch (const TomlError& e) {
+    throw std::invalid_argument(std::string(source_name) + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.what());
   }
   LedBoard board;
   LedBoardReader(source_name, board).read(doc);

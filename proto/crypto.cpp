@@ -236,8 +236,7 @@ TrustAnchor TrustAnchor::from_pem(std::string_view ca_pem, std::string_view crl_
   Cert ca(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
   if (!ca) fail("the fleet CA is not a PEM certificate");
   if (X509_STORE_add_cert(store.get(), ca.get()) != 1) fail("cannot use the fleet CA");
-  const bool with_crl = !crl_pem.empty();
-  if (with_crl) {
+  if (!crl_pem.empty()) {
     auto cb = mem(crl_pem);
     std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>> crl(PEM_read_bio_X509_CRL(cb.get(), nullptr, nullptr, nullptr));
     if (!crl) fail("the fleet CRL is not a PEM CRL");
@@ -246,7 +245,7 @@ TrustAnchor TrustAnchor::from_pem(std::string_view ca_pem, std::string_view crl_
     X509_STORE_add_crl(store.get(), crl.get());
     X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
   }
-  return TrustAnchor(std::move(store), with_crl);
+  return TrustAnchor(std::move(store));
 }
 
 std::variant<CertInfo, std::string> TrustAnchor::check(ByteView der, std::string_view role, std::string_view name) const {

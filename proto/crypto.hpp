@@ -97,9 +97,8 @@ class TrustAnchor {
   [[nodiscard]] std::variant<CertInfo, std::string> check(ByteView der, std::string_view role, std::string_view name = {}) const;
 
  private:
-  explicit TrustAnchor(std::shared_ptr<x509_store_st> s, bool crl) : store_(std::move(s)), crl_(crl) {}
+  explicit TrustAnchor(std::shared_ptr<x509_store_st> s) : store_(std::move(s)) {}
   std::shared_ptr<x509_store_st> store_;
-  bool crl_ = false;
 };
 
 }  // namespace bodydock::proto::crypto

@@ -14,6 +14,7 @@
 /// an untrusted certificate is an error of certificate_category()); any HTTP answer, success
 /// or not, is a Response, so callers classify S3 errors by status and code.
 
+#include "dock/s3/answers.hpp"
 #include "dock/s3/rate_limit.hpp"
 #include "dock/s3/sigv4.hpp"
 
@@ -71,23 +72,6 @@ struct Part {
   unsigned number = 0;
   std::string etag;   ///< as the server returned it, quotes included
 };
-
-/// The text between <tag> and </tag> (first occurrence), empty if absent. S3's XML is simple
-/// enough for this; nothing here parses untrusted XML beyond extracting a field.
-std::string xml_field(std::string_view xml, std::string_view tag);
-
-/// One multipart upload the server holds (started, neither completed nor aborted).
-struct MultipartUpload {
-  std::string key;        ///< XML entities decoded
-  std::string upload_id;
-  friend bool operator==(const MultipartUpload&, const MultipartUpload&) = default;
-};
-/// Every <Upload> of a ListMultipartUploads answer, in order. One page: the server lists at
-/// most 1000 (xml_field(body, "IsTruncated") says whether there are more).
-std::vector<MultipartUpload> multipart_uploads(std::string_view list_xml);
-
-/// An HTTP Date header (IMF-fixdate); nullopt if it is not one.
-std::optional<std::chrono::system_clock::time_point> http_date(std::string_view text);
 
 /// Lowercase hex MD5 and base64 MD5 (Content-MD5) of bytes.
 std::string md5_base64(std::string_view bytes);

@@ -20,6 +20,7 @@
 /// page never serves footage or key material.
 
 #include "dock/dock.hpp"
+#include "dock/web/listen.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -92,9 +93,5 @@ class WebServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// Parses "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", "0.0.0.0:443"); throws
-/// std::invalid_argument naming what is wrong.
-std::pair<std::string, std::uint16_t> parse_listen(const std::string& text);
 
 }  // namespace bodydock::dock::web

@@ -95,6 +95,13 @@ BOOST_AUTO_TEST_CASE(every_kind_of_mistake_is_refused_naming_line_key_and_value)
       {kBoard + "[leds]\nbackend = \"laser\"\n", "dockd.toml:6: leds.backend = 'laser'"},
       {kBoard + "[web\n", "dockd.toml:5:"},
       {"board = 3\n", "dockd.toml:1: board = 3: expected a table [board]"},
+      // A damaged file: control bytes are refused by line before TOML parsing (tests/fuzz/config_fuzz.cpp).
+      {kBoard + "[web]\nlisten = \"127.0.0.1:80\x01\"\n", "dockd.toml:6: control character 0x01"},
+      {kBoard + std::string("[\0", 2), "dockd.toml:5: control character 0x00"},
+      {kBoard + "# \x7f\n", "dockd.toml:5: control character 0x7F"},
+      // Table headers the fuzzer found toml++ 3.3 asserting on in its header-only debug builds.
+      {kBoard + "[;\n", "dockd.toml:5:"},
+      {kBoard + "[[[1]]]\n", "dockd.toml:5:"},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.says) {
