@@ -541,7 +541,8 @@ class CaseContext {
   /// A fresh docking after HELLO, and mutual authentication when `authenticated`.
   asio::awaitable<Probe*> session(bool authenticated, Camera which = Camera::under_test) {
     auto* p = co_await connect(which);
-    co_await say_hello(*p);
+    const auto hello = co_await say_hello(*p);
+    if (which == Camera::under_test && !device_hello) device_hello = hello;
     if (authenticated) co_await authenticate(*p, fleet_dock);
     co_return p;
   }
@@ -556,6 +557,7 @@ class CaseContext {
   }
 
   Target& target;
+  std::optional<proto::HelloOk> device_hello;  ///< the first HELLO_OK of the device under test
   const pki::DockIdentity& fleet_dock;
   const pki::DockIdentity& rogue;  ///< a dock of another CA
   const SuiteOptions& options;
@@ -1861,6 +1863,9 @@ asio::awaitable<Report> run_suite(Target& target, SuiteTrust trust, SuiteOptions
     }
     result.took = Clock::now() - t0;
     report.results.push_back(std::move(result));
+    if (report.device.empty() && ctx.device_hello)
+      report.device = cat("serial ", printable(ctx.device_hello->serial), ", model ", printable(ctx.device_hello->model), ", firmware ",
+                          printable(ctx.device_hello->firmware));
   }
   report.took = Clock::now() - started;
   co_return report;
@@ -1884,7 +1889,8 @@ Report run_suite_blocking(asio::io_context& ioc, Target& target, SuiteTrust trus
 
 std::string render_table(const Report& report) {
   std::string out = cat("bodydock camera conformance (proto/PROTOCOL.md, protocol version ", proto::kProtocolVersion, ")\n",
-                        "device under test: ", report.target, "\n\n");
+                        "device under test: ", report.target, "\n",
+                        report.device.empty() ? std::string() : cat("it says it is: ", report.device, "\n"), "\n");
   char line[512];
   std::snprintf(line, sizeof line, "%-24s %-22s %-6s %10s  %s\n", "CASE", "SECTION", "RESULT", "TIME", "MESSAGE");
   out += line;
@@ -1894,7 +1900,7 @@ std::string render_table(const Report& report) {
     out += r.message;
     out += "\n";
   }
-  out += cat("\n", report.results.size(), " cases: ", report.count(Outcome::pass), " passed, ", report.count(Outcome::fail), " failed, ",
+  out += cat("\n", report.results.size(), report.results.size() == 1 ? " case: " : " cases: ", report.count(Outcome::pass), " passed, ", report.count(Outcome::fail), " failed, ",
              report.count(Outcome::not_applicable), " not applicable (not counted as passed)\n");
   out += cat("suite run time: ", seconds_text(report.took), "\n");
   return out;
@@ -1913,6 +1919,7 @@ std::string render_junit(const Report& report) {
              "\" time=\"", secs, "\" timestamp=\"", utc_timestamp(report.started_unix_ms), "\">\n");
   out += "    <properties>\n";
   out += cat("      <property name=\"device\" value=\"", xml(report.target), "\"/>\n");
+  if (!report.device.empty()) out += cat("      <property name=\"device_hello\" value=\"", xml(report.device), "\"/>\n");
   out += cat("      <property name=\"specification\" value=\"proto/PROTOCOL.md, protocol version ", proto::kProtocolVersion, "\"/>\n");
   out += "    </properties>\n";
   for (const auto& r : report.results) {

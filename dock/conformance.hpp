@@ -197,6 +197,8 @@ struct CaseResult {
 
 struct Report {
   std::string target;
+  /// What the device said of itself in its first HELLO_OK (serial, model, firmware), printable.
+  std::string device;
   std::vector<CaseResult> results;
   std::chrono::duration<double> took{};  ///< the whole suite
   std::int64_t started_unix_ms = 0;

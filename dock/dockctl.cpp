@@ -111,6 +111,7 @@ constexpr const char* kUsage =
     "                                      oldest segment, and storage.full one more when the camera\n"
     "                                      is full. Each case starts with a USB port reset (a new docking)\n"
     "  conformance --list                  every case, the PROTOCOL.md sections it checks, and what\n"
+    "                                      it checks\n"
     "    options: --timeout-ms N (reply deadline, default 5000), --stress-requests N (default 10000),\n"
     "             --seed N (random requests); a table on stdout, JUnit XML with --junit; exit 0 when\n"
     "             no case failed (not applicable is not a pass, but not a failure), 1 when one did\n"

@@ -111,6 +111,7 @@ BOOST_AUTO_TEST_CASE(the_emulator_passes_with_a_table_and_junit_xml_and_exit_0) 
   BOOST_CHECK_EQUAL(rc, 0);
   BOOST_TEST_MESSAGE(out);
   BOOST_CHECK(contains(out, "device under test: emulator BC-0001"));
+  BOOST_CHECK_MESSAGE(contains(out, "it says it is: serial BC-0001, model bodydock-emulator, firmware emu-1.0.0"), out);
   for (const auto& c : dock::conformance::cases()) BOOST_CHECK_MESSAGE(contains(out, c.name), c.name << " not in the table");
   BOOST_CHECK(contains(out, "usb.descriptors          1                      N/A"));
   BOOST_CHECK(contains(out, "27 passed, 0 failed, 1 not applicable (not counted as passed)"));
