@@ -1,8 +1,10 @@
 #pragma once
 /// What every bodydock command line does the same way: no arguments print the usage and exit 2;
-/// --help prints it and exits 0; --version prints "<program> <version>".
+/// --help prints it and exits 0; --version prints "<program> <version>"; whole numbers are
+/// read one way.
 
 #include <cstdio>
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -24,6 +26,19 @@ inline std::optional<int> common_options(int argc, char** argv, const char* prog
     return 0;
   }
   return std::nullopt;
+}
+
+/// A whole number written in decimal and nothing else ("12"; not "", "-1", "1e3", "12 ").
+inline std::optional<unsigned long long> whole_number(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (text.empty() || text[0] == '-' || used != text.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace bodydock::dock

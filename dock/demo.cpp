@@ -1,5 +1,7 @@
 #include "dock/demo.hpp"
 
+#include "dock/cli.hpp"
+
 #include "dock/config.hpp"
 #include "dock/service.hpp"
 
@@ -93,15 +95,9 @@ struct UsageError : std::runtime_error {
 };
 
 std::uint64_t parse_count(const std::string& what, const std::string& text) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || text[0] == '-') throw UsageError(what + ": '" + text + "' is not a whole number");
-  return v;
+  const auto v = whole_number(text);
+  if (!v) throw UsageError(what + ": '" + text + "' is not a whole number");
+  return *v;
 }
 
 /// --fault slot=N,unplug-at=BYTES | hang-at=BYTES | corrupt=SEQ:CHUNK[:TIMES|always] | no-enumerate

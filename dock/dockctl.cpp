@@ -687,14 +687,8 @@ struct ScratchDir {
 };
 
 std::optional<unsigned long long> whole_number(const std::string& option, const std::string& text, unsigned long long low, unsigned long long high) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || text[0] == '-' || v < low || v > high) {
+  const auto v = bodydock::dock::whole_number(text);
+  if (!v || *v < low || *v > high) {
     std::fprintf(stderr, "dockctl conformance: %s must be a whole number %llu..%llu, not '%s'\n", option.c_str(), low, high, text.c_str());
     return std::nullopt;
   }
