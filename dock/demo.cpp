@@ -473,6 +473,7 @@ const char* scenario_end_name(SessionEnd e) {
 /// What the audit log says about one camera: segments per event, dockings, the clock offset.
 struct AuditFacts {
   std::map<std::string, std::set<std::uint64_t>> segments;  ///< event -> segments
+  std::map<std::string, unsigned> segment_entries;          ///< event -> entries about a segment (a segment stored twice counts twice)
   std::map<std::string, unsigned> events;                   ///< event -> entries
   std::optional<std::int64_t> clock_off_ms;                 ///< largest |camera minus dock| audited
 };
@@ -492,8 +493,10 @@ std::map<std::string, AuditFacts> read_audit_facts(const std::filesystem::path& 
     auto& facts = out[camera && camera->is_string() ? std::string(camera->as_string()) : std::string()];
     const std::string ev(event->as_string());
     ++facts.events[ev];
-    if (const auto* seg = o.if_contains("segment"); seg && seg->is_int64()) facts.segments[ev].insert(static_cast<std::uint64_t>(seg->as_int64()));
-    if (const auto* seg = o.if_contains("segment"); seg && seg->is_uint64()) facts.segments[ev].insert(seg->as_uint64());
+    if (const auto* seg = o.if_contains("segment"); seg && (seg->is_int64() || seg->is_uint64())) {
+      facts.segments[ev].insert(seg->is_uint64() ? seg->as_uint64() : static_cast<std::uint64_t>(seg->as_int64()));
+      ++facts.segment_entries[ev];
+    }
     if (ev != "clock") continue;
     const auto* d = o.if_contains("details");
     const auto* off = d && d->is_object() ? d->as_object().if_contains("camera_minus_dock_ms") : nullptr;
@@ -526,7 +529,8 @@ bool check_expectations(const DemoRun& run, const Scenario& sc, double seconds) 
     const auto& recorded = cam.device->recorded();
     std::uint64_t on_camera = 0;
     for (const auto& m : recorded) on_camera += cam.device->is_erased(m.seq) ? 0 : 1;
-    const auto n_stored = f.segments["stored"].size(), n_quarantined = f.segments["quarantined"].size();
+    // Entries, not distinct segments: a segment stored twice must fail "stored".
+    const std::uint64_t n_stored = f.segment_entries["stored"], n_quarantined = f.segments["quarantined"].size();
     const auto n_erased = cam.device->erased().size();
     stored += n_stored;
     erased += n_erased;
