@@ -2,7 +2,9 @@
 /// In-process link to a CameraDevice: the fast lane for tests and the demo. It behaves like a
 /// bulk pipe: OUT transfers reach the device at once, the device's answers queue on IN, and a
 /// read takes at most one transfer's worth. Link faults: unplug after N bytes sent to the host,
-/// hang (device goes silent) after N bytes, garbage injected into the stream.
+/// hang (device goes silent) after N bytes, a stall (silent for a while, then on), short IN
+/// transfers, a slow link, garbage injected into the stream, and a flood of frames nobody asked
+/// for. Scenario files (dock/scenario.hpp) drive them.
 
 #include "hw/camera_device.hpp"
 #include "usb/async_event.hpp"
