@@ -391,6 +391,9 @@ void apply_scenario_faults(DemoRun& run, const Scenario& sc, DemoCamera& cam) {
   const auto& c = *cam.scenario;
   const auto& recorded = cam.device->recorded();
   for (const auto& f : c.faults) {
+    if (f.docking - 1 > run.redockings)
+      refuse_fault(sc, f, "docking " + std::to_string(f.docking) + " never comes: an unplugged camera is put back at most " +
+                              std::to_string(run.redockings) + " times ([dock] redockings)");
     auto& link = cam.link_faults[f.docking - 1];
     const bool link_fault = f.kind == FaultKind::unplug || f.kind == FaultKind::stall || f.kind == FaultKind::hang ||
                             f.kind == FaultKind::short_packets || f.kind == FaultKind::slow_link || f.kind == FaultKind::malformed_frame ||
