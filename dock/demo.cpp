@@ -11,6 +11,7 @@
 #include "dock/lights.hpp"
 #include "dock/local_sink.hpp"
 #include "dock/s3_sink.hpp"
+#include "dock/scenario.hpp"
 #include "dock/log.hpp"
 #include "dock/usb_slots.hpp"
 #include "dock/web/auth.hpp"
@@ -28,11 +29,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <functional>
 #include <cmath>
@@ -40,9 +43,12 @@
 #include <cstring>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 namespace bodydock::dock {
@@ -57,7 +63,12 @@ constexpr unsigned kMaxSlots = 12;
 struct DemoCamera {
   std::unique_ptr<hw::CameraDevice> device;
   std::unique_ptr<hw::EmulatedLink> link;
-  hw::LinkFaults first_docking_faults;
+  std::map<unsigned, hw::LinkFaults> link_faults;  ///< by docking, 0 = the first
+  const ScenarioCamera* scenario = nullptr;       ///< --scenario: how this camera is described
+  /// What the dock reported about it while docked (scenario expectations check these).
+  int last_battery = -1;
+  std::optional<double> max_temperature_c;
+  std::set<std::string> alerts;
   bool enumerates_after_power_cycle = false;  ///< attached but invisible on the bus until its port is cycled
   bool power_cycled = false;                  ///< an admin switched its slot off and on (in-process lane)
   std::optional<SessionEnd> end;
@@ -82,6 +93,7 @@ struct DemoRun {
   std::unique_ptr<UsbSlots> usb_slots;
   std::unique_ptr<hw::HubPortPower> port_power;
   std::vector<unsigned> usb_dockings;
+  unsigned redockings = 3;  ///< times an unplugged camera is put back
   unsigned ended = 0;
   unsigned sessions_running = 0;  ///< in-process lane; the USB lane counts its links
   bool exit_when_idle = false;
@@ -122,9 +134,9 @@ void apply_fault(DemoRun& run, const std::string& spec) {
   for (const auto& [k, v] : kv) {
     if (k == "slot") continue;
     if (k == "unplug-at") {
-      cam.first_docking_faults.unplug_after_bytes = parse_count("--fault unplug-at", v);
+      cam.link_faults[0].unplug_after_bytes = parse_count("--fault unplug-at", v);
     } else if (k == "hang-at") {
-      cam.first_docking_faults.hang_after_bytes = parse_count("--fault hang-at", v);
+      cam.link_faults[0].hang_after_bytes = parse_count("--fault hang-at", v);
     } else if (k == "corrupt") {
       std::istringstream parts(v);
       std::string seq, chunk, times = "1";
@@ -204,7 +216,8 @@ void finish(DemoRun& run) {
 asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
   auto& cam = run.cameras[index];
   for (unsigned docking = 0;; ++docking) {
-    const auto faults = docking == 0 ? cam.first_docking_faults : hw::LinkFaults{};
+    const auto known = cam.link_faults.find(docking);
+    const auto faults = known == cam.link_faults.end() ? hw::LinkFaults{} : known->second;
     cam.link = std::make_unique<hw::EmulatedLink>(run.ioc.get_executor(), *cam.device, "emulated:" + std::to_string(index + 1), faults);
     ++run.sessions_running;
     cam.end = co_await run.dock->run_session(index + 1, *cam.link);
@@ -218,7 +231,7 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
       continue;
     }
     // An officer who pulled the camera early puts it back: the next docking resumes.
-    if (*cam.end == SessionEnd::unplugged && docking < 3 && !run.stopping) {
+    if (*cam.end == SessionEnd::unplugged && docking < run.redockings && !run.stopping) {
       asio::steady_timer pause(run.ioc, std::chrono::milliseconds(300));
       co_await pause.async_wait(asio::use_awaitable);
       log(Level::notice, "slot ", index + 1, ": camera docked again");
@@ -240,10 +253,9 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
       continue;
     }
     run.bus->plug(i + 1, *run.cameras[i].device);
-    if (run.cameras[i].first_docking_faults.unplug_after_bytes)
-      run.bus->unplug_after(i + 1, *run.cameras[i].first_docking_faults.unplug_after_bytes);
-    if (run.cameras[i].first_docking_faults.hang_after_bytes)
-      run.bus->hang_after(i + 1, *run.cameras[i].first_docking_faults.hang_after_bytes);
+    const auto& first = run.cameras[i].link_faults[0];
+    if (first.unplug_after_bytes) run.bus->unplug_after(i + 1, *first.unplug_after_bytes);
+    if (first.hang_after_bytes) run.bus->hang_after(i + 1, *first.hang_after_bytes);
   }
   run.usb_dockings.assign(run.cameras.size(), 1);
   usb::CameraMatch match;
@@ -266,7 +278,7 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end, bool retrying) {
     run.cameras[slot - 1].end = end;
     if (retrying) return;  // power cycle under way: the camera comes back
-    if (end == SessionEnd::unplugged && run.usb_dockings[slot - 1] < 4 && !run.stopping) {
+    if (end == SessionEnd::unplugged && run.usb_dockings[slot - 1] <= run.redockings && !run.stopping) {
       ++run.usb_dockings[slot - 1];
       run.bus->unplug(slot);  // the removal reaches hotplug; then the camera goes back in
       auto timer = std::make_shared<asio::steady_timer>(run.ioc, std::chrono::milliseconds(300));
@@ -363,7 +375,228 @@ void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_s
   run.web = std::make_unique<web::WebServer>(run.ioc, *run.dock, std::move(o), std::move(hooks));
 }
 
-constexpr const char* kDemoUsage = "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]";
+// --- scenarios (dock/scenario.hpp, tests/scenarios/README.md) --------------------------------
+
+/// Refuses a scenario the chosen lane cannot play, naming the file, line and lane.
+[[noreturn]] void refuse_fault(const Scenario& sc, const ScenarioFault& f, const std::string& why) {
+  throw UsageError(sc.file.string() + ":" + std::to_string(f.line) + ": kind = \"" + fault_kind_name(f.kind) + "\": " + why);
+}
+
+/// Puts a scenario camera's faults into its device model and its links.
+void apply_scenario_faults(DemoRun& run, const Scenario& sc, DemoCamera& cam) {
+  const auto& c = *cam.scenario;
+  const auto& recorded = cam.device->recorded();
+  for (const auto& f : c.faults) {
+    if (f.docking - 1 > run.redockings)
+      refuse_fault(sc, f, "docking " + std::to_string(f.docking) + " never comes: an unplugged camera is put back at most " +
+                              std::to_string(run.redockings) + " times ([dock] redockings)");
+    auto& link = cam.link_faults[f.docking - 1];
+    const bool link_fault = f.kind == FaultKind::unplug || f.kind == FaultKind::stall || f.kind == FaultKind::hang ||
+                            f.kind == FaultKind::short_packets || f.kind == FaultKind::slow_link || f.kind == FaultKind::malformed_frame ||
+                            f.kind == FaultKind::flood;
+    if (link_fault && run.over_usb) {
+      if (f.kind != FaultKind::unplug && f.kind != FaultKind::hang)
+        refuse_fault(sc, f, "not available on the emulated-libusb lane (in-process only)");
+      if (f.docking != 1) refuse_fault(sc, f, "on the emulated-libusb lane only at the first docking (docking = 1)");
+    }
+    switch (f.kind) {
+      case FaultKind::unplug: link.unplug_after_bytes = f.at_byte; break;
+      case FaultKind::hang: link.hang_after_bytes = f.at_byte; break;
+      case FaultKind::stall:
+        link.stall_after_bytes = f.at_byte;
+        link.stall_time = std::chrono::milliseconds(f.stall_ms);
+        break;
+      case FaultKind::short_packets: link.max_in_transfer = f.max_bytes; break;
+      case FaultKind::slow_link: link.in_mbps = f.mbps; break;
+      case FaultKind::malformed_frame: link.garbage_at_bytes = f.at_byte; break;
+      case FaultKind::flood: link.flood_after_bytes = f.at_byte; break;
+      case FaultKind::bit_flip: {
+        const auto& m = recorded.at(f.segment - 1);
+        if (f.chunk >= m.chunk_count())
+          refuse_fault(sc, f, "segment " + std::to_string(f.segment) + " has chunks 0.." + std::to_string(m.chunk_count() - 1));
+        cam.device->faults().corrupt_chunk[{f.segment, f.chunk}] = f.times == 0 ? 0xFFFFFFFFu : f.times;
+        break;
+      }
+      case FaultKind::broken_chain: cam.device->faults().hide_from_list.insert(f.segment); break;
+      case FaultKind::bad_signature: cam.device->faults().bad_signature.insert(f.segment); break;
+      case FaultKind::no_enumerate:
+        if (!run.over_usb) refuse_fault(sc, f, "needs the emulated-libusb lane (--usb emulated-libusb): in-process there is no bus to enumerate on");
+        cam.enumerates_after_power_cycle = true;
+        break;
+      case FaultKind::overheat: cam.device->faults().charge_heat_dc = 200; break;
+      case FaultKind::charger_stuck:
+        cam.device->faults().charge_heat_dc = 200;
+        cam.device->faults().charger_uncontrollable = true;
+        break;
+      case FaultKind::replay_auth: cam.device->faults().replay_auth = true; break;
+    }
+  }
+}
+
+/// Notes what the dock shows for each slot, for the expectations on battery, temperature and
+/// alerts (the same figures the web page and dockctl status show).
+void sample_slots(DemoRun& run) {
+  for (std::size_t i = 0; i < run.cameras.size() && i < run.dock->slots().size(); ++i) {
+    const auto& s = run.dock->slots()[i];
+    auto& cam = run.cameras[i];
+    if (s.serial != cam.device->spec().serial) continue;
+    if (s.battery_pct >= 0) cam.last_battery = s.battery_pct;
+    if (s.temperature_c && (!cam.max_temperature_c || *s.temperature_c > *cam.max_temperature_c)) cam.max_temperature_c = s.temperature_c;
+    if (!s.alert.empty()) cam.alerts.insert(s.alert);
+  }
+}
+
+asio::awaitable<void> watch_slots(DemoRun& run) {
+  asio::steady_timer tick(run.ioc);
+  while (!run.stopping) {
+    sample_slots(run);
+    tick.expires_after(std::chrono::milliseconds(20));
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+}
+
+/// A session end as scenario files spell it.
+const char* scenario_end_name(SessionEnd e) {
+  switch (e) {
+    case SessionEnd::done: return "done";
+    case SessionEnd::attention: return "attention";
+    case SessionEnd::unplugged: return "unplugged";
+    case SessionEnd::failed: return "failed";
+    case SessionEnd::unresponsive: return "unresponsive";
+    case SessionEnd::overheated: return "overheated";
+    case SessionEnd::charge_only: return "charge_only";
+  }
+  return "?";
+}
+
+/// What the audit log says about one camera: segments per event, dockings, the clock offset.
+struct AuditFacts {
+  std::map<std::string, std::set<std::uint64_t>> segments;  ///< event -> segments
+  std::map<std::string, unsigned> segment_entries;          ///< event -> entries about a segment (a segment stored twice counts twice)
+  std::map<std::string, unsigned> events;                   ///< event -> entries
+  std::optional<std::int64_t> clock_off_ms;                 ///< largest |camera minus dock| audited
+};
+
+std::map<std::string, AuditFacts> read_audit_facts(const std::filesystem::path& file) {
+  std::map<std::string, AuditFacts> out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(line, ec);
+    if (ec || !v.is_object()) continue;
+    const auto& o = v.as_object();
+    const auto* camera = o.if_contains("camera");
+    const auto* event = o.if_contains("event");
+    if (!event || !event->is_string()) continue;
+    auto& facts = out[camera && camera->is_string() ? std::string(camera->as_string()) : std::string()];
+    const std::string ev(event->as_string());
+    ++facts.events[ev];
+    if (const auto* seg = o.if_contains("segment"); seg && (seg->is_int64() || seg->is_uint64())) {
+      facts.segments[ev].insert(seg->is_uint64() ? seg->as_uint64() : static_cast<std::uint64_t>(seg->as_int64()));
+      ++facts.segment_entries[ev];
+    }
+    if (ev != "clock") continue;
+    const auto* d = o.if_contains("details");
+    const auto* off = d && d->is_object() ? d->as_object().if_contains("camera_minus_dock_ms") : nullptr;
+    if (off && off->is_int64()) {
+      const auto abs_off = std::llabs(off->as_int64());
+      if (!facts.clock_off_ms || abs_off > *facts.clock_off_ms) facts.clock_off_ms = abs_off;
+    }
+  }
+  return out;
+}
+
+/// Checks a scenario's expectations after the run, printing each; true when all hold.
+bool check_expectations(const DemoRun& run, const Scenario& sc, double seconds) {
+  auto facts = read_audit_facts(run.dock->config().state_dir / "audit" / "audit.log");
+  unsigned failed = 0, checked = 0;
+  auto report = [&](const std::string& what, bool ok, const std::string& got) {
+    ++checked;
+    failed += ok ? 0 : 1;
+    std::printf("scenario check %-52s %s (%s)\n", what.c_str(), ok ? "pass" : "FAIL", got.c_str());
+  };
+  auto count = [&](const std::string& what, std::optional<std::uint64_t> want, std::uint64_t got) {
+    if (want) report(what + " = " + std::to_string(*want), got == *want, "got " + std::to_string(got));
+  };
+  auto has_event = [&](const AuditFacts& f, const std::string& ev) { return f.events.contains(ev); };
+  std::uint64_t stored = 0, erased = 0, quarantined = 0;
+  for (const auto& cam : run.cameras) {
+    const auto& c = *cam.scenario;
+    const auto& e = c.expect;
+    auto& f = facts[c.serial];
+    const auto& recorded = cam.device->recorded();
+    std::uint64_t on_camera = 0;
+    for (const auto& m : recorded) on_camera += cam.device->is_erased(m.seq) ? 0 : 1;
+    // Entries, not distinct segments: a segment stored twice must fail "stored".
+    const std::uint64_t n_stored = f.segment_entries["stored"], n_quarantined = f.segments["quarantined"].size();
+    const auto n_erased = cam.device->erased().size();
+    stored += n_stored;
+    erased += n_erased;
+    quarantined += n_quarantined;
+    const auto who = c.serial + " ";
+    count(who + "stored", e.stored, n_stored);
+    count(who + "erased", e.erased, n_erased);
+    count(who + "left_on_camera", e.left_on_camera, on_camera);
+    count(who + "quarantined", e.quarantined, n_quarantined);
+    if (e.dockings) count(who + "dockings", std::uint64_t{*e.dockings}, f.events["docking"]);
+    if (e.session_end) {
+      const std::string got = cam.end ? scenario_end_name(*cam.end) : "none";
+      report(who + "session_end = " + *e.session_end, got == *e.session_end, "got " + got);
+    }
+    for (const auto& ev : e.audit) report(who + "audit has \"" + ev + "\"", has_event(f, ev), has_event(f, ev) ? "seen" : "not in the audit log");
+    for (const auto& ev : e.no_audit)
+      report(who + "audit has no \"" + ev + "\"", !has_event(f, ev), has_event(f, ev) ? std::to_string(f.events[ev]) + " entries" : "none");
+    if (e.alert) {
+      bool seen = false;
+      std::string all;
+      for (const auto& a : cam.alerts) {
+        seen = seen || a.find(*e.alert) != std::string::npos;
+        all += (all.empty() ? "" : "; ") + a;
+      }
+      report(who + "alert contains \"" + *e.alert + "\"", seen, all.empty() ? "no alert" : all);
+    }
+    if (e.battery_min) report(who + "battery_min = " + std::to_string(*e.battery_min), cam.last_battery >= *e.battery_min, "last reported " + std::to_string(cam.last_battery) + "%");
+    if (e.temperature_min_c) {
+      char want[32], got[32];
+      std::snprintf(want, sizeof want, "%.1f", *e.temperature_min_c);
+      std::snprintf(got, sizeof got, "%.1f C", cam.max_temperature_c.value_or(-273.0));
+      report(who + "temperature_min_c = " + want, cam.max_temperature_c && *cam.max_temperature_c >= *e.temperature_min_c - 1e-9,
+             cam.max_temperature_c ? std::string("highest reported ") + got : "never reported");
+    }
+    if (e.clock_off_min_ms)
+      report(who + "clock_off_min_ms = " + std::to_string(*e.clock_off_min_ms), f.clock_off_ms && *f.clock_off_ms >= *e.clock_off_min_ms,
+             f.clock_off_ms ? "audited " + std::to_string(*f.clock_off_ms) + " ms" : "no clock entry");
+  }
+  const auto& x = sc.expect;
+  count("stored (all cameras)", x.stored, stored);
+  count("erased (all cameras)", x.erased, erased);
+  count("quarantined (all cameras)", x.quarantined, quarantined);
+  for (const auto& ev : x.audit) {
+    bool seen = false;
+    for (const auto& [serial, f] : facts) seen = seen || f.events.contains(ev);
+    report("audit has \"" + ev + "\"", seen, seen ? "seen" : "not in the audit log");
+  }
+  if (x.max_seconds) {
+    char want[32], got[32];
+    std::snprintf(want, sizeof want, "%.2f", *x.max_seconds);
+    std::snprintf(got, sizeof got, "%.2f s", seconds);
+    report(std::string("max_seconds = ") + want, seconds <= *x.max_seconds, got);
+  }
+  if (x.min_seconds) {
+    char want[32], got[32];
+    std::snprintf(want, sizeof want, "%.2f", *x.min_seconds);
+    std::snprintf(got, sizeof got, "%.2f s", seconds);
+    report(std::string("min_seconds = ") + want, seconds >= *x.min_seconds, got);
+  }
+  std::printf("scenario \"%s\": %u of %u checks passed%s\n", sc.name.c_str(), checked - failed, checked, failed ? "" : ", all good");
+  std::fflush(stdout);
+  return failed == 0;
+}
+
+constexpr const char* kDemoUsage =
+    "usage: dockd demo --cameras N --segments M --segment-mib S --store DIR --state DIR [options]\n"
+    "       dockd demo --scenario FILE --store DIR --state DIR [options]";
 
 }  // namespace
 
@@ -377,15 +610,19 @@ int run_demo(const std::vector<std::string>& args) {
   std::vector<std::string> faults;
   bool exit_when_idle = false, table = false, no_table = false, s3_virtual_host = false, web_tls = false, web_private = false,
        pause_uploads = false;
-  std::string web_listen, web_accounts, leds_board, control_socket, config_file;
+  std::string web_listen, web_accounts, leds_board, control_socket, config_file, scenario_file;
+  std::optional<Scenario> scenario;
   std::string usb_mode = "in-process";
   unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
   // clang-format off
   opts.add_options()
     ("help", "this text")
-    ("cameras", po::value(&cameras)->required(), "emulated cameras docked at start, 1..12 (one per slot)")
-    ("segments", po::value(&segments)->required(), "segments recorded on each camera")
-    ("segment-mib", po::value(&segment_mib)->required(), "size of each segment in MiB (fractions allowed)")
+    ("cameras", po::value(&cameras), "emulated cameras docked at start, 1..12 (one per slot)")
+    ("segments", po::value(&segments), "segments recorded on each camera")
+    ("segment-mib", po::value(&segment_mib), "size of each segment in MiB (fractions allowed)")
+    ("scenario", po::value(&scenario_file), "play a scenario file instead of --cameras/--segments/--segment-mib/--fault: its cameras, their "
+                                             "faults, and at the end its expectations, each printed pass or FAIL; exits 0 only when all "
+                                             "hold (implies --exit-when-idle; format in tests/scenarios/README.md)")
     ("store", po::value(&store)->required(), "where footage goes: a local directory (the embedded default sink) or s3://BUCKET[/PREFIX] (endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; for https:// a private CA from AWS_CA_BUNDLE)")
     ("s3-part-mib", po::value(&s3_part_mib), "with --store s3://: multipart part size, MiB (5..1024, default 16)")
     ("retention-days", po::value(&retention_days), "with --store s3://: Object Lock retention put on every object, days (default 0: none; the bucket must have Object Lock)")
@@ -432,6 +669,27 @@ int run_demo(const std::vector<std::string>& args) {
       return 0;
     }
     po::notify(vm);
+    if (!scenario_file.empty()) {
+      if (vm.count("cameras") || vm.count("segments") || vm.count("segment-mib") || !faults.empty())
+        throw UsageError("--scenario describes the cameras and their faults: leave out --cameras, --segments, --segment-mib and --fault");
+      try {
+        scenario = load_scenario(scenario_file);
+      } catch (const ScenarioError& e) {
+        throw UsageError(std::string("--scenario: ") + e.what());
+      }
+      cameras = static_cast<unsigned>(scenario->cameras.size());
+      segments = 1;
+      segment_mib = 1;
+      seed = vm.count("seed") ? seed : scenario->seed;
+      // The command line wins over the scenario's [dock] table.
+      const auto& d = scenario->dock;
+      if (d.timeout_ms && !vm.count("timeout-ms")) timeout_ms = *d.timeout_ms;
+      if (d.chunk_kib && !vm.count("chunk-kib")) chunk_kib = *d.chunk_kib;
+      if (d.reads_in_flight && !vm.count("reads-in-flight")) inflight = *d.reads_in_flight;
+      exit_when_idle = true;
+    } else if (!vm.count("cameras") || !vm.count("segments") || !vm.count("segment-mib")) {
+      throw UsageError("--cameras, --segments and --segment-mib are required (or --scenario FILE)");
+    }
     if (cameras < 1 || cameras > kMaxSlots) throw UsageError("--cameras must be 1.." + std::to_string(kMaxSlots));
     if (segments < 1 || segments > 100000) throw UsageError("--segments must be 1..100000");
     if (!(segment_mib > 0) || segment_mib > 4096) throw UsageError("--segment-mib must be above 0 and at most 4096");
@@ -486,6 +744,25 @@ int run_demo(const std::vector<std::string>& args) {
     if (state_path.filename().empty()) state_path = state_path.parent_path();
     const std::filesystem::path world_dir = world.empty() ? std::filesystem::path(state_path.string() + ".world") : std::filesystem::path(world);
     run.world = std::make_unique<EmulatedFleet>(world_dir);
+    // Scenario cameras get their keys first: a revoked one must be on the CRL the dock loads.
+    std::vector<std::shared_ptr<const hw::CameraTrust>> scenario_trust;
+    if (scenario) {
+      for (const auto& c : scenario->cameras) {
+        auto trust = run.world->camera(c.serial, c.officer);
+        if (c.keys == "unenrolled") {
+          auto bare = std::make_shared<hw::CameraTrust>(*trust);
+          bare->device_cert.clear();  // it holds a key, but no certificate from this fleet
+          trust = std::move(bare);
+        } else if (c.keys == "revoked") {
+          const auto issued = run.world->fleet().list();
+          const bool already = std::any_of(issued.begin(), issued.end(), [&](const pki::Issued& x) {
+            return x.role == pki::Role::camera && x.name == c.serial && x.revoked;
+          });
+          if (!already) run.world->fleet().revoke(c.serial, "scenario: camera reported lost");
+        }
+        scenario_trust.push_back(std::move(trust));
+      }
+    }
     DockConfig cfg;
     cfg.state_dir = state;
     cfg.identity = run.world->dock("demo-dock", state_path / "trust");
@@ -495,6 +772,11 @@ int run_demo(const std::vector<std::string>& args) {
     cfg.upload_retry_cap = std::chrono::milliseconds(upload_retry_max_ms);
     cfg.spool_limit_bytes = static_cast<std::uint64_t>(spool_limit_mib * (1 << 20));
     cfg.upload_hold_probe = std::chrono::milliseconds(upload_retry_max_ms);
+    if (scenario) {
+      if (scenario->dock.status_interval_ms) cfg.status_interval = std::chrono::milliseconds(*scenario->dock.status_interval_ms);
+      if (scenario->dock.chunk_retries) cfg.chunk_retries = *scenario->dock.chunk_retries;
+      if (scenario->dock.redockings) run.redockings = *scenario->dock.redockings;
+    }
     run.exit_when_idle = exit_when_idle;
     run.sink_pool = std::make_unique<asio::thread_pool>(2);
     if (store.starts_with("s3://")) {
@@ -542,12 +824,30 @@ int run_demo(const std::vector<std::string>& args) {
       spec.battery_pct = static_cast<std::uint8_t>(20 + (i * 17) % 75);
       char officer[16];
       std::snprintf(officer, sizeof officer, "officer-%04u", 101 + i);
-      spec.trust = run.world->camera(serial, officer);
+      const ScenarioCamera* described = scenario ? &scenario->cameras[i] : nullptr;
+      if (!described) spec.trust = run.world->camera(serial, officer);
+      if (described) {
+        spec.serial = described->serial;
+        spec.model = described->model;
+        spec.firmware = described->firmware;
+        spec.segment_sizes = described->sizes;
+        spec.segments = static_cast<std::uint32_t>(described->sizes.size());
+        spec.segment_bytes = described->sizes.empty() ? segment_bytes : described->sizes.front();
+        spec.priority_segments = described->priority;
+        spec.battery_curve = described->battery;
+        spec.temperature_curve = described->temperature_c;
+        spec.clock_skew_ms = described->clock_skew_ms;
+        spec.clock_drift_ppm = described->clock_drift_ppm;
+        spec.trust = scenario_trust[i];
+      }
       DemoCamera cam;
+      cam.scenario = described;
       cam.device = std::make_unique<hw::CameraDevice>(hw::CameraDevice::open_persistent(spec, camera_dir));
       run.cameras.push_back(std::move(cam));
     }
     for (const auto& f : faults) apply_fault(run, f);
+    for (auto& cam : run.cameras)
+      if (cam.scenario) apply_scenario_faults(run, *scenario, cam);
     std::unique_ptr<hw::LedBackend> leds;
     if (!leds_board.empty()) {
       try {
@@ -613,6 +913,10 @@ int run_demo(const std::vector<std::string>& args) {
     for (unsigned i = 0; i < run.cameras.size(); ++i) asio::co_spawn(run.ioc, run_slot(run, i), log_failure("slot"));
   }
   if (live_table) asio::co_spawn(run.ioc, refresh_table(run), log_failure("live table"));
+  if (scenario) {
+    log(Level::notice, "demo: scenario \"", scenario->name, "\" from ", scenario->file.string());
+    asio::co_spawn(run.ioc, watch_slots(run), log_failure("scenario slot watch"));
+  }
   asio::co_spawn(run.ioc, run.lights->run(), log_failure("slot lights"));
   if (run.web) {
     run.web->start();
@@ -642,6 +946,10 @@ int run_demo(const std::vector<std::string>& args) {
   if (run.interrupted) {
     std::cerr << "dockd demo: interrupted; rerun with the same --state and --store to continue\n";
     return exit_when_idle ? 1 : 0;
+  }
+  if (scenario) {
+    sample_slots(run);  // what the slots show at the end (a session that ended fast was never sampled)
+    return check_expectations(run, *scenario, wall.count()) ? 0 : 1;
   }
   // Idle: every camera is empty, or it is said why not.
   int left = 0;

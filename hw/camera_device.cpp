@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -34,6 +35,19 @@ std::uint64_t splitmix64(std::uint64_t x) {
 std::uint64_t to_le(std::uint64_t v) {
   if constexpr (std::endian::native == std::endian::big) return __builtin_bswap64(v);
   return v;
+}
+
+/// Linear between the points, flat before the first and after the last.
+double curve_at(const std::vector<std::pair<double, double>>& points, double t) {
+  if (t <= points.front().first) return points.front().second;
+  for (std::size_t i = 1; i < points.size(); ++i) {
+    const auto& [t1, v1] = points[i];
+    if (t <= t1) {
+      const auto& [t0, v0] = points[i - 1];
+      return v0 + (v1 - v0) * (t - t0) / (t1 - t0);
+    }
+  }
+  return points.back().second;
 }
 
 std::int64_t now_ms() {
@@ -118,9 +132,13 @@ void CameraDevice::record_segments() {
   if (!spec_.trust) throw std::invalid_argument("an emulated camera needs its keys (CameraSpec::trust)");
   if (spec_.chunk_size < proto::kMinChunkSize || spec_.chunk_size > proto::kMaxChunkSize)
     throw std::invalid_argument("chunk size out of range");
-  const auto size = proto::ciphertext_size(spec_.segment_bytes, spec_.chunk_size);
-  if (spec_.segment_bytes == 0 || (size + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
-    throw std::invalid_argument("segment size out of range for the chunk size");
+  if (!spec_.segment_sizes.empty()) spec_.segments = static_cast<std::uint32_t>(spec_.segment_sizes.size());
+  auto plain_bytes = [this](std::uint64_t seq) { return spec_.segment_sizes.empty() ? spec_.segment_bytes : spec_.segment_sizes.at(seq - 1); };
+  for (std::uint64_t seq = 1; seq <= spec_.segments; ++seq) {
+    const auto bytes = plain_bytes(seq);
+    if (bytes == 0 || (proto::ciphertext_size(bytes, spec_.chunk_size) + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
+      throw std::invalid_argument("segment size out of range for the chunk size");
+  }
   if (!spec_.priority_segments.empty() && (*spec_.priority_segments.begin() == 0 || *spec_.priority_segments.rbegin() > spec_.segments))
     throw std::invalid_argument("a priority segment the camera does not record");
   MetaRng rng(content_key(spec_.seed, spec_.serial, 0));
@@ -158,9 +176,9 @@ void CameraDevice::record_segments() {
     m.firmware = spec_.firmware;
     m.start_utc_ms = t - (first ? 60'000 : 0);
     // About 2 MB/s of encoded video.
-    m.end_utc_ms = t + std::max<std::int64_t>(1000, static_cast<std::int64_t>(spec_.segment_bytes / 2000));
+    m.end_utc_ms = t + std::max<std::int64_t>(1000, static_cast<std::int64_t>(plain_bytes(seq) / 2000));
     t = m.end_utc_ms;
-    m.size = size;
+    m.size = proto::ciphertext_size(plain_bytes(seq), spec_.chunk_size);
     m.chunk_size = spec_.chunk_size;
     manifests_.push_back(m);  // content() below looks the segment up
     for (std::uint64_t c = 0; c < m.chunk_count(); ++c) {
@@ -299,10 +317,21 @@ std::map<std::uint64_t, proto::Digest> CameraDevice::read_erase_log(const std::f
   return log;
 }
 
+double CameraDevice::seconds_docked() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - docked_at_).count();
+}
+
+std::int64_t CameraDevice::drift_ms() const {
+  const auto since = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - drift_from_).count();
+  return static_cast<std::int64_t>(since * spec_.clock_drift_ppm / 1e6);
+}
+
 bool CameraDevice::charging() const { return (charge_allowed_ || faults_.charger_uncontrollable) && spec_.battery_pct < 100; }
 
 std::int16_t CameraDevice::temperature_dc() const {
-  return static_cast<std::int16_t>(spec_.temperature_dc + (charging() ? faults_.charge_heat_dc : 0));
+  const auto resting = spec_.temperature_curve.empty() ? spec_.temperature_dc
+                                                       : static_cast<std::int16_t>(std::lround(curve_at(spec_.temperature_curve, seconds_docked()) * 10));
+  return static_cast<std::int16_t>(resting + (charging() ? faults_.charge_heat_dc : 0));
 }
 
 const proto::Manifest* CameraDevice::find(std::uint64_t seq) const {
@@ -541,21 +570,25 @@ struct CameraDevice::Engine {
       });
     };
     cb.clock_get = [](void* u) {
-      return guarded(u, std::int64_t{0}, [&](CameraDevice& cam, Engine&) { return now_ms() + cam.spec_.clock_skew_ms; });
+      return guarded(u, std::int64_t{0}, [&](CameraDevice& cam, Engine&) { return now_ms() + cam.spec_.clock_skew_ms + cam.drift_ms(); });
     };
     cb.clock_set = [](void* u, std::int64_t utc_ms) {
       return guarded(u, false, [&](CameraDevice& cam, Engine&) {
         cam.spec_.clock_skew_ms = utc_ms - now_ms();
+        cam.drift_from_ = std::chrono::steady_clock::now();  // drift starts again from the time set
         return true;
       });
     };
     cb.power_status = [](void* u, bd_power_status* out) {
       guarded(u, false, [&](CameraDevice& cam, Engine&) {
         ++cam.status_polls_;
+        if (!cam.spec_.battery_curve.empty())
+          cam.spec_.battery_pct = static_cast<std::uint8_t>(std::lround(curve_at(cam.spec_.battery_curve, cam.seconds_docked())));
         out->battery_pct = cam.spec_.battery_pct;
         out->charging = cam.charging();
         out->temperature_dc = cam.temperature_dc();
-        if (out->charging) ++cam.spec_.battery_pct;  // a coarse model: one percent per status poll
+        // Without a battery curve, a coarse model: one percent per status poll while charging.
+        if (out->charging && cam.spec_.battery_curve.empty()) ++cam.spec_.battery_pct;
         return true;
       });
     };
@@ -607,6 +640,7 @@ void CameraDevice::reset_session() {
   engine_->owner = this;
   bd_device_reset_session(&engine_->dev);
   charge_allowed_ = true;
+  docked_at_ = std::chrono::steady_clock::now();
 }
 
 Bytes CameraDevice::handle(ByteView out_transfer) {

@@ -11,6 +11,7 @@
 #include "proto/messages.hpp"
 #include "proto/trust.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -50,6 +51,15 @@ struct CameraSpec {
   std::int16_t temperature_dc = 310;
   std::uint64_t storage_total = 64ull << 30;
   std::int64_t clock_skew_ms = 0;
+  /// A crystal running fast (+) or slow (-): the clock gains this many millionths of the time
+  /// passed since it was last set.
+  double clock_drift_ppm = 0;
+  /// Plaintext bytes of each segment, when they differ (overrides segments and segment_bytes).
+  std::vector<std::uint64_t> segment_sizes;
+  /// Battery percent and resting temperature (degrees C) over time: (seconds since docking,
+  /// value) points, linear between them. Empty: battery_pct and temperature_dc as above.
+  std::vector<std::pair<double, double>> battery_curve;
+  std::vector<std::pair<double, double>> temperature_curve;
   /// Segments (by seq) the camera flags for priority upload (the officer marked an incident as
   /// evidence, or a trigger such as use of force): their signed manifests carry the flag. A
   /// persisted camera keeps what it recorded; on reopening this lists the flagged segments.
@@ -111,6 +121,8 @@ class CameraDevice {
   [[nodiscard]] std::int16_t temperature_dc() const;
   [[nodiscard]] std::uint8_t battery_pct() const { return spec_.battery_pct; }
   [[nodiscard]] unsigned status_polls() const { return status_polls_; }
+  /// Seconds since the current docking began (reset_session).
+  [[nodiscard]] double seconds_docked() const;
   /// SET_CHARGING requests received: (allow) in order.
   [[nodiscard]] const std::vector<bool>& charge_requests() const { return charge_requests_; }
   DeviceFaults& faults() { return faults_; }
@@ -151,6 +163,9 @@ class CameraDevice {
   std::uint64_t bytes_served_ = 0;
   unsigned status_polls_ = 0;
   std::vector<bool> charge_requests_;
+  std::chrono::steady_clock::time_point docked_at_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point drift_from_ = std::chrono::steady_clock::now();
+  [[nodiscard]] std::int64_t drift_ms() const;
 };
 
 }  // namespace bodydock::hw

@@ -1,5 +1,10 @@
 #include "hw/emulated_link.hpp"
 
+#include "proto/frame.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 
 namespace bodydock::hw {
@@ -8,7 +13,7 @@ using boost::system::error_code;
 using usb::link_errc;
 
 EmulatedLink::EmulatedLink(boost::asio::any_io_executor ex, CameraDevice& device, std::string where, LinkFaults faults)
-    : device_(device), where_(std::move(where)), faults_(faults), arrived_(ex) {
+    : ex_(ex), device_(device), where_(std::move(where)), faults_(faults), arrived_(ex) {
   device_.reset_session();
 }
 
@@ -36,21 +41,52 @@ boost::asio::awaitable<error_code> EmulatedLink::write(proto::ByteView bytes) {
   co_return error_code{};
 }
 
+boost::asio::awaitable<bool> EmulatedLink::sleep_until(std::chrono::steady_clock::time_point until) {
+  boost::asio::steady_timer timer(ex_);
+  while (!closed_ && !unplugged_ && std::chrono::steady_clock::now() < until) {
+    timer.expires_at(std::min(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+    co_await timer.async_wait(boost::asio::use_awaitable);
+  }
+  co_return !closed_ && !unplugged_;
+}
+
 boost::asio::awaitable<error_code> EmulatedLink::read(proto::Bytes& out) {
   for (;;) {
+    if (stalled_until_) {
+      const auto until = *stalled_until_;
+      if (!co_await sleep_until(until)) continue;  // closed or unplugged: said below
+      stalled_until_.reset();
+    }
     if (closed_) co_return link_errc::closed;
     if (unplugged_) co_return link_errc::disconnected;
+    if (flooding_) {
+      // Frames nobody asked for, as fast as the host takes them.
+      static const proto::Bytes junk(4096, 0xA5);
+      const auto frame = proto::encode_frame(proto::MsgType::data, 0xF100D000u + static_cast<std::uint32_t>(delivered_ & 0xFFF), junk);
+      out.insert(out.end(), frame->begin(), frame->end());
+      delivered_ += frame->size();
+      co_return error_code{};
+    }
     if (!hung_ && inbox_pos_ < inbox_.size()) break;
     co_await arrived_.wait();
   }
   std::size_t n = std::min(kInTransfer, inbox_.size() - inbox_pos_);
-  if (faults_.unplug_after_bytes && delivered_ + n >= *faults_.unplug_after_bytes) {
-    n = static_cast<std::size_t>(*faults_.unplug_after_bytes - std::min(delivered_, *faults_.unplug_after_bytes));
-    unplugged_ = true;
+  if (faults_.max_in_transfer) n = std::min(n, *faults_.max_in_transfer);
+  // Cuts the transfer at a fault's byte; true when it falls in this transfer.
+  auto cut_at = [&](std::optional<std::uint64_t>& at) {
+    if (!at || delivered_ + n < *at) return false;
+    n = static_cast<std::size_t>(*at - std::min(delivered_, *at));
+    return true;
+  };
+  if (cut_at(faults_.unplug_after_bytes)) unplugged_ = true;
+  if (cut_at(faults_.hang_after_bytes)) hung_ = true;
+  if (cut_at(faults_.stall_after_bytes)) {
+    faults_.stall_after_bytes.reset();
+    stalled_until_ = std::chrono::steady_clock::now() + faults_.stall_time;
   }
-  if (faults_.hang_after_bytes && delivered_ + n >= *faults_.hang_after_bytes) {
-    n = static_cast<std::size_t>(*faults_.hang_after_bytes - std::min(delivered_, *faults_.hang_after_bytes));
-    hung_ = true;
+  if (cut_at(faults_.flood_after_bytes)) {
+    faults_.flood_after_bytes.reset();
+    flooding_ = true;
   }
   const auto begin = inbox_.begin() + static_cast<std::ptrdiff_t>(inbox_pos_);
   out.insert(out.end(), begin, begin + static_cast<std::ptrdiff_t>(n));
@@ -64,6 +100,14 @@ boost::asio::awaitable<error_code> EmulatedLink::read(proto::Bytes& out) {
       if (closed_) co_return link_errc::closed;
       if (unplugged_) co_return link_errc::disconnected;
     }
+  }
+  if (n == 0 && (stalled_until_ || flooding_)) co_return co_await read(out);
+  if (faults_.in_mbps && n > 0) {
+    // Paced from the first byte: the transfer completes when the link would have carried it.
+    if (!paced_from_) paced_from_ = std::chrono::steady_clock::now();
+    paced_bytes_ += n;
+    const auto due = *paced_from_ + std::chrono::microseconds(static_cast<std::int64_t>(static_cast<double>(paced_bytes_) / *faults_.in_mbps));
+    if (!co_await sleep_until(due)) co_return closed_ ? link_errc::closed : link_errc::disconnected;
   }
   co_return error_code{};
 }
