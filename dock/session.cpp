@@ -319,6 +319,15 @@ asio::awaitable<void> Session::check_chain(const std::vector<proto::Manifest>& l
     status_.detail = cat("chain broken: ", f.what);
     attention_ = true;
     co_await audit("chain broken", f.what, {}, f.seq);
+    // The segment whose link does not hold is quarantined (DESIGN section 3): not pulled and
+    // never erased from the camera without an admin's decision, so the evidence of the break
+    // stays where it was recorded. Segments from earlier dockings keep their state.
+    if (listed_.erase(f.seq) > 0) {
+      SegmentRow row;
+      row.serial = serial_;
+      row.seq = f.seq;
+      co_await quarantine(row, cat("hash chain broken: ", f.what));
+    }
   }
 }
 

@@ -727,15 +727,24 @@ BOOST_AUTO_TEST_CASE(a_bad_signature_quarantines_the_segment) {
   BOOST_CHECK_EQUAL(d.totals().pulled_bytes, cam.recorded()[0].size + cam.recorded()[2].size);
 }
 
-BOOST_AUTO_TEST_CASE(a_hidden_segment_is_a_named_gap) {
+// The segment after the gap is quarantined (DESIGN section 3): kept on the camera, not pulled,
+// until an admin decides; the segments whose links hold are stored and erased.
+BOOST_AUTO_TEST_CASE(a_hidden_segment_is_a_named_gap_and_the_segment_after_it_is_quarantined) {
   auto& cam = camera(spec("BC-802", 4, 256 * 1024));
   cam.faults().hide_from_list = {2};
   hw::EmulatedLink link(ioc.get_executor(), cam, "emulated:1");
   dock::Dock d(ioc, config(1), sink);
   BOOST_CHECK(run(d, {&link})[0] == SessionEnd::attention);
-  BOOST_CHECK_EQUAL(d.slots()[0].detail, "chain broken: segment(s) missing between segment 1 and segment 3");
+  BOOST_CHECK_EQUAL(d.slots()[0].detail, "segment 3 quarantined: hash chain broken: segment(s) missing between segment 1 and segment 3");
   BOOST_CHECK(!cam.is_erased(2));
-  check_stored(cam, {2});
+  BOOST_CHECK(!cam.is_erased(3));
+  BOOST_CHECK(cam.is_erased(1) && cam.is_erased(4));
+  check_stored(cam, {2, 3});
+  dock::StateDb db(dir / "state" / "dock.sqlite");
+  const auto row = db.get("BC-802", 3);
+  BOOST_REQUIRE(row);
+  BOOST_CHECK(row->state == SegState::quarantined);
+  BOOST_CHECK_EQUAL(row->reason, "hash chain broken: segment(s) missing between segment 1 and segment 3");
   std::ifstream in(dir / "state" / "audit" / "audit.log");
   std::size_t breaks = 0;
   for (std::string line; std::getline(in, line);) {
