@@ -358,16 +358,18 @@ BOOST_AUTO_TEST_CASE(operator_commands_over_the_control_socket) {
   };
   for (int i = 0; i < 600 && !std::filesystem::exists(sock); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   BOOST_REQUIRE_MESSAGE(std::filesystem::exists(sock), test::slurp(dir / "demo.log"));
-  // Only the owner and the group (under systemd: root and the bodydock group) may connect.
-  BOOST_CHECK((std::filesystem::status(sock).permissions() & std::filesystem::perms::all) ==
-              (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
-               std::filesystem::perms::group_write));
 
   // The demo starts with the queue held: what is pulled waits, listed in the order it will be
   // sent. Pausing again is harmless (and audited with its reason).
   auto [rc, out] = ctl({"queue", "pause", "--reason", "uplink maintenance"});
   BOOST_REQUIRE_MESSAGE(rc == 0, out);
   BOOST_CHECK_MESSAGE(contains(out, "uploads paused"), out);
+  // Only the owner and the group (under systemd: root and the bodydock group) may connect.
+  // Checked once the socket answers: the file exists from bind(), and the dock narrows its
+  // mode before listen(), so nobody can connect while it is wider.
+  BOOST_CHECK((std::filesystem::status(sock).permissions() & std::filesystem::perms::all) ==
+              (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
+               std::filesystem::perms::group_write));
   for (int i = 0; i < 300; ++i) {
     std::tie(rc, out) = ctl({"queue"});
     BOOST_REQUIRE_MESSAGE(rc == 0, out);
