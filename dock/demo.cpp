@@ -310,12 +310,17 @@ long peak_rss_kib() {
 /// dock is given one.
 void ensure_bucket(DemoRun& run, const std::string& bucket) {
   std::optional<s3::Client::Result> answer;
-  asio::co_spawn(run.ioc, run.s3_client->create_bucket(bucket, true), [&answer](std::exception_ptr e, s3::Client::Result r) {
+  bool done = false;
+  asio::co_spawn(run.ioc, run.s3_client->create_bucket(bucket, true), [&answer, &done](std::exception_ptr e, s3::Client::Result r) {
+    done = true;
     if (e) std::rethrow_exception(e);
     answer = std::move(r);
   });
-  run.ioc.run();
-  run.ioc.restart();
+  // Until this answer, not until the loop runs dry: the USB lane's bus watch is already on it
+  // and never finishes.
+  while (!done && run.ioc.run_one() > 0) {
+  }
+  if (run.ioc.stopped()) run.ioc.restart();
   // Storage down or refusing at start is no reason not to serve the cameras: footage waits in
   // the spool and on the cameras, and the upload queue retries, or holds with an alert.
   if (!answer || !*answer) {

@@ -151,6 +151,31 @@ BOOST_AUTO_TEST_CASE(demo_stores_every_segment_and_manifest_in_the_bucket) {
   BOOST_CHECK_MESSAGE(out.find("needs AWS_ENDPOINT_URL") != std::string::npos, out);
 }
 
+BOOST_AUTO_TEST_CASE(demo_over_the_usb_lane_stores_into_the_bucket) {
+  // The umockdev lane's bus watch is on the event loop from the start: creating the bucket
+  // must wait for its answer, not for the loop to run dry (it once hung there for ever).
+  test::TempDir dir;
+  const auto bucket = "usb-" + std::to_string(std::random_device{}());
+  const auto state = dir / "state";
+  auto [rc, out] = test::run_command({DOCKD_PATH, "demo", "--usb", "emulated-libusb", "--store", "s3://" + bucket, "--state", state.string(), "--no-table",
+                                      "--cameras", "2", "--segments", "2", "--segment-mib", "0.5", "--exit-when-idle"},
+                                     dir / "demo.log", std::chrono::milliseconds(120'000));
+  BOOST_REQUIRE_MESSAGE(rc == 0, "exit " << rc << "\n" << out);
+  asio::io_context ioc;
+  s3::Client client(ioc.get_executor(), test::rgw_endpoint(), test::rgw_credentials());
+  for (const char* serial : {"BC-0001", "BC-0002"}) {
+    hw::CameraSpec spec;
+    spec.serial = serial;
+    const auto cam = hw::CameraDevice::open_persistent(spec, std::filesystem::path(state.string() + ".world") / "cameras");
+    BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+    for (const auto& m : cam.recorded()) {
+      const auto got = fetch(client, ioc, "GET", bucket, dock::LocalDirSink::object_key(m));
+      BOOST_REQUIRE_MESSAGE(got.ok(), serial << " seq " << m.seq << ": HTTP " << got.status);
+      BOOST_CHECK(proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(got.body.data()), got.body.size())) == m.sha256);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(demo_over_https_with_a_private_ca_in_virtual_host_style) {
   test::TempDir dir;
   // The test RGW's certificate names localhost and this one bucket host (tests/rgw/README.md).
