@@ -66,6 +66,21 @@ Dock::Dock(asio::io_context& ioc, DockConfig cfg, Sink& sink)
   actor_ = "dock " + cfg_.dock_id;
   slots_.resize(cfg_.slots);
   for (unsigned i = 0; i < cfg_.slots; ++i) slots_[i].index = i + 1;
+  // Every start is on record, and so is a run that ended without stopping (killed, crashed,
+  // power lost): whoever reads the log later sees the gap and knows the dock resumed from it.
+  const auto previous = state_->begin_run();
+  AuditEvent e;
+  e.actor = actor_;
+  e.event = "dock started";
+  if (!previous) {
+    e.why = "first start on this state";
+  } else if (previous->stopped_ms) {
+    e.why = "started; the previous run stopped in order";
+  } else {
+    e.why = "started after a run that did not stop in order (killed, crashed or power lost); its work resumes";
+    e.details["previous_start_ms"] = previous->started_ms;
+  }
+  append_anchored(*audit_, *state_, e);
   sink_.use_journal(this);
 }
 
@@ -74,6 +89,17 @@ Dock::~Dock() {
   // Blocking jobs may still reference coroutine frames: let them finish before anything goes.
   io_pool_.join();
   db_pool_.join();
+  // No other thread touches the database or the audit log now.
+  try {
+    AuditEvent e;
+    e.actor = actor_;
+    e.event = "dock stopped";
+    e.why = "orderly stop";
+    append_anchored(*audit_, *state_, e);
+    state_->end_run();
+  } catch (const std::exception& e) {
+    log(Level::error, "stop: not recorded: ", e.what(), "; the next start will call this run unfinished");
+  }
 }
 
 void Dock::append_anchored(AuditLog& log, StateDb& s, const AuditEvent& e) {
@@ -411,6 +437,15 @@ asio::awaitable<void> Dock::store_failed(const SegmentRow& row, const StoreFailu
   u.reason = failure.message();
   u.count_attempt = true;
   co_await transition(serial, seq, states(SegState::spooled), SegState::spooled, u);
+  {
+    // Each failed attempt is an operation on the recording: on record, with what went wrong.
+    AuditEvent e;
+    e.event = "store failed";
+    e.camera = serial;
+    e.segment = seq;
+    e.why = "attempt " + std::to_string(row.attempts + 1) + ": " + failure.message();
+    co_await audit(std::move(e));
+  }
   if (failure == sink_errc::storage_refused) {
     // Retrying the same request cannot help (wrong key, missing bucket, quota): hold the whole
     // queue, tell the admin, and probe now and then. The footage stays in the spool and on

@@ -642,12 +642,16 @@ asio::awaitable<PullEnd> Session::pull(SegmentRow row) {
     dock_.totals_.pulled_bytes += bytes.size();
     if (!good) {
       const auto n = ++failures[chunk];
-      log(Level::warning, tag_, " seg ", seq, ": chunk ", chunk, " failed its SHA-256 (", n, " of ", dock_.cfg_.chunk_retries + 1, ")");
+      const auto what = cat("chunk ", chunk, " failed its SHA-256 (", n, " of ", dock_.cfg_.chunk_retries + 1, ")");
       if (n > dock_.cfg_.chunk_retries) {
+        log(Level::warning, tag_, " seg ", seq, ": ", what);
         quarantine_reason = cat("chunk ", chunk, " failed its SHA-256 ", n, " times");
         end = PullEnd::quarantined;
         break;
       }
+      // On record before the log says it: a damaged read is an event in the segment's custody.
+      co_await audit("chunk failed", what + "; read again", {}, seq);
+      log(Level::warning, tag_, " seg ", seq, ": ", what);
       dock_.totals_.reread_bytes += bytes.size();
       draining = !in_flight.empty();
       next_request = next_chunk;

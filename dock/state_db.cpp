@@ -124,6 +124,15 @@ ALTER TABLE segments ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
     R"sql(
 ALTER TABLE segments ADD COLUMN spool_sum TEXT NOT NULL DEFAULT '';
 )sql",
+    // The dock's current run: when it started and, once it stopped in order, when. A run that
+    // never stopped (killed, crashed, power lost) is named in the audit log by the next one.
+    R"sql(
+CREATE TABLE dock_run(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  started_ms INTEGER NOT NULL,
+  stopped_ms INTEGER
+);
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -488,6 +497,28 @@ std::vector<std::string> StateDb::history(const std::string& serial, std::uint64
 void StateDb::set_audit_anchor(std::uint64_t seq, const std::string& hash) {
   Stmt s(db_, "INSERT INTO audit_anchor(id, seq, hash) VALUES(1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq=?1, hash=?2");
   s.bind(1, seq).bind(2, std::string_view(hash));
+  s.step();
+}
+
+std::optional<StateDb::Run> StateDb::begin_run() {
+  std::optional<Run> previous;
+  {
+    Stmt s(db_, "SELECT started_ms, stopped_ms FROM dock_run WHERE id = 1");
+    if (s.step()) {
+      previous.emplace();
+      previous->started_ms = s.i64(0);
+      if (!s.is_null(1)) previous->stopped_ms = s.i64(1);
+    }
+  }
+  Stmt s(db_, "INSERT INTO dock_run(id, started_ms, stopped_ms) VALUES(1, ?1, NULL) ON CONFLICT(id) DO UPDATE SET started_ms=?1, stopped_ms=NULL");
+  s.bind(1, now_ms());
+  s.step();
+  return previous;
+}
+
+void StateDb::end_run() {
+  Stmt s(db_, "UPDATE dock_run SET stopped_ms = ?1 WHERE id = 1");
+  s.bind(1, now_ms());
   s.step();
 }
 

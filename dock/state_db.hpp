@@ -130,6 +130,16 @@ class StateDb {
   void set_audit_anchor(std::uint64_t seq, const std::string& hash);
   std::optional<std::pair<std::uint64_t, std::string>> audit_anchor();
 
+  /// One run of the dock, by its wall-clock times (ms since the epoch).
+  struct Run {
+    std::int64_t started_ms = 0;
+    std::optional<std::int64_t> stopped_ms;  ///< empty: the run never stopped in order
+  };
+  /// Records that a run starts now; returns the one before it (none on a new state).
+  std::optional<Run> begin_run();
+  /// The current run stops in order.
+  void end_run();
+
   /// A recording's segments (one camera), by sequence number.
   std::vector<SegmentRow> recording_segments(const std::string& serial, const std::string& recording_id);
   /// If every segment of the recording is in storage (the one marked last and all before it),

@@ -114,6 +114,16 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   }
   for (const auto& e : std::filesystem::recursive_directory_iterator(state / "spool"))
     BOOST_CHECK_MESSAGE(!e.is_regular_file(), "spool not empty: " << e.path());
+  // Every start is on record, and the kills show: a start after a run that never stopped says
+  // so (a kill can land before the dock opened its state, so not one per kill), and the last
+  // run stopped in order.
+  const auto audit = test::slurp(state / "audit" / "audit.log");
+  std::size_t unclean = 0;
+  for (auto at = audit.find("did not stop in order"); at != std::string::npos; at = audit.find("did not stop in order", at + 1)) ++unclean;
+  BOOST_CHECK_GE(unclean, 1u);
+  BOOST_CHECK_LE(unclean, static_cast<std::size_t>(interrupted));
+  BOOST_CHECK_NE(audit.rfind("\"event\":\"dock stopped\""), std::string::npos);
+  BOOST_CHECK_GT(audit.rfind("\"event\":\"dock stopped\""), audit.rfind("\"event\":\"dock started\""));
   // The audit log survived every kill: the chain and its anchor verify.
   const auto [vrc, vout] = test::run_command({DOCKCTL_PATH, "audit", "verify", "--state", state.string()}, dir / "verify.log");
   BOOST_CHECK_MESSAGE(vrc == 0, vout);

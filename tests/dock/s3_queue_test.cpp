@@ -291,6 +291,11 @@ BOOST_AUTO_TEST_CASE(resets_stalls_and_a_corrupted_part_are_retried_and_nothing_
   // The damaged part was refused by storage (its Content-MD5 / SHA-256 no longer matched).
   BOOST_CHECK_MESSAGE(out.find("BadDigest") != std::string::npos || out.find("XAmzContentSHA256Mismatch") != std::string::npos, out);
   BOOST_CHECK_EQUAL(check_all_stored(state, bucket, "", 2), 4u);
+  // Each failed attempt is on record with what went wrong: at least as many as the log reports
+  // (the log may fold repeated lines; the audit log never does).
+  const auto audit = test::slurp(state / "audit" / "audit.log");
+  BOOST_CHECK_GE(count_of(audit, "\"event\":\"store failed\""), 1u);
+  BOOST_CHECK_GE(count_of(audit, "\"event\":\"store failed\""), count_of(out, ": store attempt "));
 }
 
 BOOST_AUTO_TEST_CASE(rgw_killed_mid_multipart_and_restarted_the_upload_continues) {

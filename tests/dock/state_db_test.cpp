@@ -45,13 +45,29 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 8);
+    BOOST_CHECK_EQUAL(db.schema_version(), 9);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 8);
+  BOOST_CHECK_EQUAL(db.schema_version(), 9);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_that_never_stopped_is_told_to_the_next) {
+  test::TempDir dir;
+  dock::StateDb db(dir / "s.sqlite");
+  BOOST_CHECK(!db.begin_run());  // a new state: no run before
+  db.end_run();
+  const auto clean = db.begin_run();
+  BOOST_REQUIRE(clean);
+  BOOST_CHECK(clean->stopped_ms.has_value());
+  BOOST_CHECK_GE(*clean->stopped_ms, clean->started_ms);
+  // This run is killed: no end_run. The next start learns it.
+  const auto killed = db.begin_run();
+  BOOST_REQUIRE(killed);
+  BOOST_CHECK(!killed->stopped_ms.has_value());
+  BOOST_CHECK_GT(killed->started_ms, 0);
 }
 
 BOOST_AUTO_TEST_CASE(the_spool_sum_is_kept_with_the_spooled_segment) {
