@@ -5,6 +5,8 @@
 #include "dock/demo.hpp"
 #include "dock/service.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,6 +35,13 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  // What the dock makes (the state directory with footage, the database, the audit log; the
+  // store; the demo's world) must not depend on the umask it was started with: a shell's 0022
+  // leaves footage readable by every user, a wrapper's 0000 writable. Tighten the inherited
+  // umask to at least dockd.service's UMask=0027 (never loosen it): directories 0750 at most,
+  // files 0640 at most; secrets are made 0600 where they are written. SQLite gives the -wal and
+  // -shm files the database's mode, so they follow.
+  ::umask(::umask(0) | 027);
   if (auto rc = bodydock::dock::common_options(argc, argv, "dockd", kUsage, BODYDOCK_VERSION)) return *rc;
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);

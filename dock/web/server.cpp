@@ -2,8 +2,8 @@
 
 #include "dock/blocking.hpp"
 #include "dock/log.hpp"
-#include "dock/web/assets.hpp"
 #include "dock/web/auth.hpp"
+#include "dock/web/routing.hpp"
 #include "dock/web/status.hpp"
 #include "usb/async_event.hpp"
 
@@ -20,7 +20,6 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <pwd.h>
@@ -28,9 +27,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include <algorithm>
-#include <set>
 #include <type_traits>
+#include <variant>
 
 namespace bodydock::dock::web {
 
@@ -46,66 +44,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-/// What a handler answers.
-struct Reply {
-  http::status status = http::status::ok;
-  std::string content_type = "application/json";
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool cacheable = false;  ///< a static asset (revalidated by ETag)
-};
-
-Reply json_reply(http::status status, const json::value& v) {
-  Reply r;
-  r.status = status;
-  r.body = json::serialize(v);
-  r.body += '\n';
-  return r;
-}
-
-Reply error_reply(http::status status, std::string_view message) {
-  return json_reply(status, json::object{{"error", message}});
-}
-
-/// A request target the page could ever serve: a plain absolute path, no dot segments,
-/// escapes, backslashes or control characters. Everything else is refused before routing.
-bool clean_target(std::string_view target) {
-  if (target.empty() || target.front() != '/' || target.size() > 256) return false;
-  const auto path = target.substr(0, target.find('?'));
-  if (path.find("..") != std::string_view::npos || path.find("//") != std::string_view::npos) return false;
-  return std::none_of(path.begin(), path.end(), [](unsigned char c) { return c < 0x20 || c >= 0x7f || c == '\\' || c == '%'; });
-}
-
-std::string etag_of(std::string_view body) {
-  // FNV-1a: a change detector for the embedded files, not a security function.
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body) h = (h ^ c) * 1099511628211ull;
-  char out[24];
-  std::snprintf(out, sizeof out, "\"%016llx\"", static_cast<unsigned long long>(h));
-  return out;
-}
-
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-const json::value* field(const json::object& o, std::string_view key) {
-  const auto it = o.find(key);
-  return it == o.end() ? nullptr : &it->value();
-}
-
-std::optional<std::string> string_field(const json::object& o, std::string_view key, std::size_t max) {
-  const auto* v = field(o, key);
-  if (!v || !v->is_string() || v->as_string().size() > max) return std::nullopt;
-  return std::string(v->as_string());
-}
-
-/// Who sent a request.
-struct Caller {
-  std::string peer;    ///< the client's address; "control socket" for the local one
-  bool local = false;  ///< on the control socket: the dock's operator (the socket's permissions let them in)
-  std::string creds;   ///< local: the peer's uid (and name) as the kernel tells it
-};
 
 /// "uid 1000 (alice)" for the process at the other end of a Unix socket, as the kernel says.
 std::string peer_credentials(local::socket& socket) {
@@ -276,44 +217,33 @@ struct WebServer::Impl {
         co_return;
       if (ec) {
         // Oversized or malformed: answer once, then close.
-        const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit || ec == http::error::buffer_overflow;
         log(Level::notice, "web page: bad request from ", caller.peer, ": ", ec.message());
-        Reply r = too_big ? error_reply(http::status::payload_too_large, "request too large")
-                          : error_reply(http::status::bad_request, "malformed request");
-        auto res = finish(r, 11, false);
+        auto res = make_response(unreadable_reply(ec), 11, false, https());
         co_await write(stream, res);
         co_return;
       }
       auto req = parser.release();
-      if (req.method() == http::verb::get && req.target() == "/api/v1/events") {
-        co_await event_stream(stream, req, caller, live);
+      auto routed = route(req, caller, rules(), sessions, Clock::now());
+      if (routed.notice) log(Level::notice, "web page: ", routed.notice, " from ", caller.peer);
+      if (routed.route == Route::events) {
+        co_await event_stream(stream, req.version(), live);
         co_return;
       }
-      Reply r = co_await handle(req, caller);
-      auto res = finish(r, req.version(), req.keep_alive());
+      const bool close = routed.close;
+      Reply r = co_await handle(req, std::move(routed), caller);
+      auto res = make_response(std::move(r), req.version(), req.keep_alive() && !close, https());
       const bool keep = res.keep_alive();
       if (!co_await write(stream, res)) co_return;
       if (!keep) co_return;
     }
   }
 
-  http::response<http::string_body> finish(Reply& r, unsigned version, bool keep_alive) {
-    http::response<http::string_body> res{r.status, version};
-    res.set(http::field::server, "bodydock");
-    res.set(http::field::content_type, r.content_type);
-    res.set(http::field::cache_control, r.cacheable ? "no-cache" : "no-store");
-    res.set("X-Content-Type-Options", "nosniff");
-    res.set("X-Frame-Options", "DENY");
-    res.set("Referrer-Policy", "no-referrer");
-    res.set("Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
-    if (https()) res.set(http::field::strict_transport_security, "max-age=31536000");
-    for (auto& [k, v] : r.headers) res.insert(k, v);
-    res.body() = std::move(r.body);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    return res;
+  [[nodiscard]] PageRules rules() const {
+    PageRules r;
+    r.status_public = opts.status_public;
+    r.https = https();
+    r.accounts = !accounts.empty();
+    return r;
   }
 
   template <typename Stream>
@@ -326,17 +256,11 @@ struct WebServer::Impl {
   /// Server-Sent Events: the status now, then each new one as it is made. A client that does
   /// not keep up is dropped (its writes time out), so it never holds memory or the loop.
   template <typename Stream>
-  asio::awaitable<void> event_stream(Stream& stream, const http::request<http::string_body>& req, const Caller& caller,
-                                     std::shared_ptr<bool> live) {
-    if (auto refused = check_viewer(req, caller)) {
-      auto res = finish(*refused, req.version(), false);
-      co_await write(stream, res);
-      co_return;
-    }
+  asio::awaitable<void> event_stream(Stream& stream, unsigned version, std::shared_ptr<bool> live) {
     if (streams >= opts.max_event_streams) {
       Reply r = error_reply(http::status::service_unavailable, "too many live views; try again later");
       r.headers.emplace_back("Retry-After", "10");
-      auto res = finish(r, req.version(), false);
+      auto res = make_response(std::move(r), version, false, https());
       co_await write(stream, res);
       co_return;
     }
@@ -374,7 +298,7 @@ struct WebServer::Impl {
     }
   }
 
-  // --- routing -------------------------------------------------------------------------------
+  // --- routing (what needs nothing of the dock is decided in routing.cpp) ------------------
 
   /// The session behind the request's cookie, if any.
   const SessionStore::Session* session_of(const http::request<http::string_body>& req) {
@@ -385,36 +309,18 @@ struct WebServer::Impl {
     return sessions.find(*id, Clock::now());
   }
 
-  std::optional<Reply> check_viewer(const http::request<http::string_body>& req, const Caller& caller) {
-    if (caller.local || opts.status_public || session_of(req)) return std::nullopt;
-    return error_reply(http::status::unauthorized, "log in to see the dock's status");
-  }
-
-  asio::awaitable<Reply> handle(const http::request<http::string_body>& req, const Caller& caller) {
-    const auto target = std::string_view(req.target().data(), req.target().size());
-    if (!clean_target(target)) {
-      log(Level::notice, "web page: refused path from ", caller.peer);
-      co_return error_reply(http::status::bad_request, "bad path");
-    }
-    const auto path = target.substr(0, target.find('?'));
-    const auto verb = req.method();
-    if (verb == http::verb::get) {
-      if (path == "/api/v1/status") {
-        if (auto refused = check_viewer(req, caller)) co_return *refused;
+  /// The answer to a routed request (every route but the event stream, which serve() runs).
+  asio::awaitable<Reply> handle(const http::request<http::string_body>& req, Routed routed, const Caller& caller) {
+    switch (routed.route) {
+      case Route::answered:
+        co_return std::move(routed.reply);
+      case Route::status: {
         if (!status || unix_ms() - status_ms > 250) co_await refresh();
         Reply r;
         r.body = *status;
         co_return r;
       }
-      // Lists of every camera and every waiting segment (serials, officers) are not part of the
-      // public status: a login or the control socket.
-      if (path == "/api/v1/queue" || path == "/api/v1/cameras") {
-        if (!caller.local && !session_of(req)) co_return error_reply(http::status::unauthorized, "log in to see this");
-        if (path == "/api/v1/queue") co_return co_await queue_list();
-        co_return co_await camera_list();
-      }
-      if (path == "/metrics") {
-        if (auto refused = check_viewer(req, caller)) co_return *refused;
+      case Route::metrics: {
         if (!status || unix_ms() - status_ms > 250) co_await refresh();
         Snapshot snap;
         snap.unix_ms = status_ms;
@@ -425,73 +331,18 @@ struct WebServer::Impl {
         r.body = metrics_text(dock, snap);
         co_return r;
       }
-      if (path == "/api/v1/session") co_return session_info(req);
-      const auto wanted = path == "/" ? std::string_view("/index.html") : path;
-      for (const auto& a : assets()) {
-        if (a.path != wanted) continue;
-        Reply r;
-        r.cacheable = true;
-        r.content_type = std::string(a.content_type);
-        const auto tag = etag_of(a.body);
-        r.headers.emplace_back("ETag", tag);
-        const auto inm = req.find(http::field::if_none_match);
-        if (inm != req.end() && inm->value() == tag) {
-          r.status = http::status::not_modified;
-          co_return r;
-        }
-        r.body = std::string(a.body);
-        co_return r;
-      }
-      co_return error_reply(http::status::not_found, "not found");
+      case Route::queue:
+        co_return co_await queue_list();
+      case Route::cameras:
+        co_return co_await camera_list();
+      case Route::login:
+        co_return co_await login(req, caller.peer);
+      case Route::action:
+        co_return co_await action(req, std::move(routed.action), caller);
+      case Route::events:
+        break;
     }
-    if (verb != http::verb::post) {
-      Reply r = error_reply(http::status::method_not_allowed, "method not allowed");
-      r.headers.emplace_back("Allow", "GET, POST");
-      co_return r;
-    }
-    // Every POST: JSON only (a cross-site form cannot send it without a preflight we never
-    // grant), and from this page's own origin when the browser says where it comes from.
-    if (auto refused = check_post(req, caller)) co_return *refused;
-    if (caller.local && (path == "/api/v1/login" || path == "/api/v1/logout"))
-      co_return error_reply(http::status::bad_request, "the control socket needs no login");
-    if (path == "/api/v1/login") co_return co_await login(req, caller.peer);
-    if (path == "/api/v1/logout") {
-      Reply r = json_reply(http::status::ok, json::object{{"ok", true}});
-      if (const auto* s = session_of(req)) {
-        if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
-        sessions.end(s->id);
-      }
-      r.headers.emplace_back("Set-Cookie", clear_session_cookie(https()));
-      co_return r;
-    }
-    if (path.starts_with("/api/v1/actions/")) co_return co_await action(req, path.substr(16), caller);
     co_return error_reply(http::status::not_found, "not found");
-  }
-
-  static std::string_view header(const http::request<http::string_body>& req, std::string_view name) {
-    const auto it = req.find(name);
-    return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
-  }
-
-  std::optional<Reply> check_post(const http::request<http::string_body>& req, const Caller& caller) {
-    const auto type = header(req, "Content-Type");
-    if (type.substr(0, type.find(';')) != "application/json")
-      return error_reply(http::status::unsupported_media_type, "send JSON (Content-Type: application/json)");
-    if (caller.local) return std::nullopt;  // no browser reaches a Unix socket
-    const auto origin = header(req, "Origin");
-    const auto host = header(req, "Host");
-    if (!origin.empty()) {
-      const std::string expected = std::string(https() ? "https://" : "http://") + std::string(host);
-      if (host.empty() || origin != expected) return error_reply(http::status::forbidden, "cross-origin request refused");
-    }
-    return std::nullopt;
-  }
-
-  Reply session_info(const http::request<http::string_body>& req) {
-    const auto* s = session_of(req);
-    if (!s) return json_reply(http::status::ok, json::object{{"user", nullptr}, {"accounts", !accounts.empty()}});
-    return json_reply(http::status::ok,
-                      json::object{{"user", s->user}, {"role", s->role == Role::admin ? "admin" : "viewer"}, {"csrf", s->csrf}});
   }
 
   /// scrypt on its own thread (a plain function: no lambda may cross a co_await, blocking.hpp).
@@ -500,15 +351,11 @@ struct WebServer::Impl {
   }
 
   asio::awaitable<Reply> login(const http::request<http::string_body>& req, const std::string& peer) {
-    boost::system::error_code ec;
-    auto body = json::parse(req.body(), ec);
-    if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "send {\"user\": ..., \"password\": ...}");
-    const auto user = string_field(body.as_object(), "user", 64);
-    const auto password = string_field(body.as_object(), "password", 256);
-    if (!user || !password || user->empty() || password->empty())
-      co_return error_reply(http::status::bad_request, "send {\"user\": ..., \"password\": ...}");
+    const auto form = parse_login(req.body());
+    if (!form) co_return error_reply(http::status::bad_request, "send {\"user\": ..., \"password\": ...}");
+    const auto& user = form->user;
     const auto now = Clock::now();
-    const std::string by_peer = "addr " + peer, by_user = "user " + *user;
+    const std::string by_peer = "addr " + peer, by_user = "user " + user;
     auto wait = throttle.blocked(by_peer, now);
     if (auto w = throttle.blocked(by_user, now); w && (!wait || *w > *wait)) wait = w;
     if (wait) {
@@ -517,17 +364,17 @@ struct WebServer::Impl {
       co_return r;
     }
     // scrypt off the event loop: the slots keep being served while a password is checked.
-    auto account = co_await check_password(*user, *password);
+    auto account = co_await check_password(user, form->password);
     AuditEvent e;
     e.event = "web login";
     e.actor = "web page";  // who it was is what the login says, once it succeeds
-    e.details["user"] = *user;
+    e.details["user"] = user;
     e.details["from"] = peer;
     if (!account) {
       throttle.failed(by_peer, Clock::now());
       throttle.failed(by_user, Clock::now());
       // The name is the client's: only a well-formed one goes into the log line as it is.
-      log(Level::warning, "web page: failed login for ", valid_account_name(*user) ? "'" + *user + "'" : std::string("a malformed name"), " from ",
+      log(Level::warning, "web page: failed login for ", valid_account_name(user) ? "'" + user + "'" : std::string("a malformed name"), " from ",
           peer);
       e.why = "login refused: wrong user name or password";
       co_await dock.audit_by(std::move(e));
@@ -603,84 +450,67 @@ struct WebServer::Impl {
   /// operator: the uid the kernel gives first, then the name dockctl says it runs as (a claim).
   std::optional<std::string> actor_of(const http::request<http::string_body>& req, const Caller& caller) {
     if (caller.local) {
-      const auto said = std::string(header(req, "X-Operator"));
+      const auto said = std::string(header_value(req, "X-Operator"));
       return "operator " + caller.creds + (valid_account_name(said) ? ", says '" + said + "'" : std::string());
     }
     const auto* s = session_of(req);
-    if (!s || s->role != Role::admin || !SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) return std::nullopt;
+    if (!s || s->role != Role::admin || !SessionStore::csrf_ok(*s, header_value(req, "X-CSRF-Token"))) return std::nullopt;
     return "admin " + s->user;
   }
 
-  asio::awaitable<Reply> action(const http::request<http::string_body>& req, std::string_view name, const Caller& caller) {
-    if (!caller.local) {
-      const auto* s = session_of(req);
-      if (!s) co_return error_reply(http::status::unauthorized, "log in first");
-      if (s->role != Role::admin) co_return error_reply(http::status::forbidden, "this account may only view");
-      if (!SessionStore::csrf_ok(*s, header(req, "X-CSRF-Token"))) co_return error_reply(http::status::forbidden, "missing or wrong CSRF token");
-    }
+  asio::awaitable<Reply> action(const http::request<http::string_body>& req, std::string name, const Caller& caller) {
+    // route() let only an admin with the CSRF token, or the operator, get here.
     const std::string admin = actor_of(req, caller).value_or("?");  // the session may end while this action waits
-    boost::system::error_code ec;
-    auto parsed = json::parse(req.body().empty() ? std::string_view("{}") : std::string_view(req.body()), ec);
-    if (ec || !parsed.is_object()) co_return error_reply(http::status::bad_request, "the body must be a JSON object");
-    const auto& body = parsed.as_object();
-    const auto reason = string_field(body, "reason", 500).value_or("");
+    auto parsed = parse_action(name, req.body(), dock.config().slots);
+    if (auto* refused = std::get_if<Reply>(&parsed)) co_return std::move(*refused);
+    const auto a = std::get<AdminAction>(std::move(parsed));
+    const auto& reason = a.reason;
     AuditEvent e;
     e.actor = admin;
     e.event = "admin action";
     e.details["action"] = name;
     e.details["from"] = caller.peer;
-    e.why = reason.empty() ? std::string(name) : std::string(name) + ": " + reason;
+    e.why = reason.empty() ? name : name + ": " + reason;
     std::string done;
-    if (name == "retry") {
-      dock.retry_now();
-      done = "uploads retry now";
-    } else if (name == "pause" || name == "resume") {
-      dock.pause_uploads(name == "pause");
-      done = name == "pause" ? "uploads paused" : "uploads resumed";
-    } else if (name == "power-cycle") {
-      const auto* slot = field(body, "slot");
-      if (!slot || !slot->is_int64() || slot->as_int64() < 1 || slot->as_int64() > static_cast<std::int64_t>(dock.config().slots))
-        co_return error_reply(http::status::bad_request, "power-cycle needs \"slot\": 1.." + std::to_string(dock.config().slots));
-      const auto n = static_cast<unsigned>(slot->as_int64());
-      if (!hooks.power_cycle) co_return error_reply(http::status::conflict, "this dock cannot switch its ports");
-      if (auto err = hooks.power_cycle(n)) co_return error_reply(http::status::conflict, *err);
-      e.slot = n;
-      e.camera = dock.slots().at(n - 1).serial;
-      done = "slot " + std::to_string(n) + " power-cycled";
-    } else if (name == "revoke") {
-      const auto serial = string_field(body, "serial", 64);
-      if (!serial || serial->empty()) co_return error_reply(http::status::bad_request, "revoke needs \"serial\"");
-      if (reason.empty()) co_return error_reply(http::status::bad_request, "revoke needs a written \"reason\"");
-      if (auto err = co_await dock.revoke_camera(*serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
-      e.camera = *serial;
-      done = "camera " + *serial + " revoked at this dock";
-    } else if (name == "reinstate") {
-      const auto serial = string_field(body, "serial", 64);
-      if (!serial || serial->empty()) co_return error_reply(http::status::bad_request, "reinstate needs \"serial\"");
-      if (reason.empty()) co_return error_reply(http::status::bad_request, "reinstate needs a written \"reason\"");
-      if (auto err = co_await dock.reinstate_camera(*serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
-      e.camera = *serial;
-      done = "camera " + *serial + " reinstated at this dock";
-    } else if (name == "quarantine") {
-      const auto serial = string_field(body, "serial", 64);
-      const auto* seq = field(body, "segment");
-      const auto decision = string_field(body, "decision", 16);
-      if (!serial || !seq || !seq->is_int64() || seq->as_int64() < 0 || !decision || (*decision != "release" && *decision != "keep"))
-        co_return error_reply(http::status::bad_request, "quarantine needs \"serial\", \"segment\" and \"decision\": release or keep");
-      if (reason.empty()) co_return error_reply(http::status::bad_request, "a quarantine decision needs a written \"reason\"");
-      const auto n = static_cast<std::uint64_t>(seq->as_int64());
-      if (auto err = co_await dock.decide_quarantine(*serial, n, *decision == "release", admin, reason))
-        co_return error_reply(http::status::conflict, *err);
-      e.camera = *serial;
-      e.segment = n;
-      done = "segment " + std::to_string(n) + " of " + *serial + (*decision == "release" ? " released: it is pulled and checked again" : " kept in quarantine");
-    } else {
-      co_return error_reply(http::status::not_found, "no such action");
+    using Kind = AdminAction::Kind;
+    switch (a.kind) {
+      case Kind::retry:
+        dock.retry_now();
+        done = "uploads retry now";
+        break;
+      case Kind::pause:
+      case Kind::resume:
+        dock.pause_uploads(a.kind == Kind::pause);
+        done = a.kind == Kind::pause ? "uploads paused" : "uploads resumed";
+        break;
+      case Kind::power_cycle:
+        if (!hooks.power_cycle) co_return error_reply(http::status::conflict, "this dock cannot switch its ports");
+        if (auto err = hooks.power_cycle(a.slot)) co_return error_reply(http::status::conflict, *err);
+        e.slot = a.slot;
+        e.camera = dock.slots().at(a.slot - 1).serial;
+        done = "slot " + std::to_string(a.slot) + " power-cycled";
+        break;
+      case Kind::revoke:
+        if (auto err = co_await dock.revoke_camera(a.serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
+        e.camera = a.serial;
+        done = "camera " + a.serial + " revoked at this dock";
+        break;
+      case Kind::reinstate:
+        if (auto err = co_await dock.reinstate_camera(a.serial, admin, reason)) co_return error_reply(http::status::conflict, *err);
+        e.camera = a.serial;
+        done = "camera " + a.serial + " reinstated at this dock";
+        break;
+      case Kind::quarantine:
+        if (auto err = co_await dock.decide_quarantine(a.serial, a.segment, a.release, admin, reason)) co_return error_reply(http::status::conflict, *err);
+        e.camera = a.serial;
+        e.segment = a.segment;
+        done = "segment " + std::to_string(a.segment) + " of " + a.serial + (a.release ? " released: it is pulled and checked again" : " kept in quarantine");
+        break;
     }
     status_ms = 0;  // the next status shows what the action changed
     log(Level::notice, "web page: ", admin, ": ", done, reason.empty() ? "" : " (", reason, reason.empty() ? "" : ")");
     // Revocations and quarantine decisions were audited by the dock, in the step that made them.
-    if (name != "revoke" && name != "reinstate" && name != "quarantine") co_await dock.audit_by(std::move(e));
+    if (a.kind != Kind::revoke && a.kind != Kind::reinstate && a.kind != Kind::quarantine) co_await dock.audit_by(std::move(e));
     co_return json_reply(http::status::ok, json::object{{"ok", true}, {"message", done}});
   }
 };

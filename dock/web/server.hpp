@@ -17,7 +17,8 @@
 /// Hard against hostile clients: every request must arrive whole within a deadline (slow
 /// clients are cut off), headers and bodies are size-limited, the number of connections and
 /// event streams is bounded, and files are never read from disk, so no path reaches one. The
-/// page never serves footage or key material.
+/// page never serves footage or key material. Which route a request takes and who may take it
+/// is decided in routing.hpp, pure code that the HTTP fuzz target (tests/fuzz/http_fuzz.cpp) runs too.
 
 #include "dock/dock.hpp"
 #include "dock/web/listen.hpp"
