@@ -1,8 +1,7 @@
 #pragma once
 // Test support: runs a program (dockd) as a child process with its output in a log file, waits
-// for it through a pidfd (no polling loops), and kills it on demand or on destruction.
-
-#include <boost/test/unit_test.hpp>
+// for it through a pidfd (no polling loops), and kills it on demand or on destruction. Plain
+// C++ (errors are exceptions), so programs other than Boost.Test suites use it too (tests/chaos).
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,9 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,9 +37,13 @@ class Daemon {
     posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
     const int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
-    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << args[0]);
+    if (rc != 0) throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(rc));
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    BOOST_REQUIRE(pidfd_ >= 0);
+    if (pidfd_ < 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      throw std::runtime_error("pidfd_open: " + std::string(std::strerror(errno)));
+    }
   }
   ~Daemon() {
     if (pid_ > 0) {
@@ -46,22 +52,31 @@ class Daemon {
     }
     if (pidfd_ >= 0) ::close(pidfd_);
   }
-  /// Waits for the process to exit; returns its exit status, or -1 if still running.
+  /// Waits for the process to exit; returns its exit status (128 + signal when killed), or -1
+  /// if still running. Once it has exited, every call returns that status.
   int wait_exit(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return status_;
     pollfd p{pidfd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(limit.count())) == 0) return -1;
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return status_;
   }
-  void kill9() { ::kill(pid_, SIGKILL); }
+  [[nodiscard]] bool running() const { return pid_ > 0; }
+  /// Signals the process if it has not been reaped yet (never pid -1: that would be everyone).
+  void kill9() { signal(SIGKILL); }
   [[nodiscard]] pid_t pid() const { return pid_; }
-  void terminate() { ::kill(pid_, SIGTERM); }
+  void terminate() { signal(SIGTERM); }
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
 
  private:
   pid_t pid_ = -1;
   int pidfd_ = -1;
+  int status_ = -1;
 };
 
 /// The whole text of a file.
