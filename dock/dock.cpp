@@ -91,11 +91,7 @@ Dock::~Dock() {
   db_pool_.join();
   // No other thread touches the database or the audit log now.
   try {
-    AuditEvent e;
-    e.actor = actor_;
-    e.event = "dock stopped";
-    e.why = "orderly stop";
-    append_anchored(*audit_, *state_, e);
+    if (!stop_recorded_) append_anchored(*audit_, *state_, stop_event());
     state_->end_run();
   } catch (const std::exception& e) {
     log(Level::error, "stop: not recorded: ", e.what(), "; the next start will call this run unfinished");
@@ -245,7 +241,20 @@ asio::awaitable<void> Dock::ship_records(bool queue_idle, bool now) {
   if (now || since >= cfg_.audit_ship_interval || (queue_idle && since >= std::chrono::seconds(2))) co_await ship_audit();
 }
 
+AuditEvent Dock::stop_event() const {
+  AuditEvent e;
+  e.actor = actor_;
+  e.event = "dock stopped";
+  e.why = "orderly stop";
+  return e;
+}
+
 asio::awaitable<void> Dock::flush_records(std::chrono::milliseconds limit) {
+  if (!stop_recorded_) {
+    stop_recorded_ = true;
+    auto e = stop_event();
+    co_await audit_by(std::move(e));
+  }
   asio::steady_timer tick(ioc_);
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (shipping_ && std::chrono::steady_clock::now() < deadline) {

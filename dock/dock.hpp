@@ -136,7 +136,8 @@ class Dock final : private UploadJournal {
   boost::asio::awaitable<void> run_uploader();
   void stop();
   /// After stop(): stores the audit entries and markers still due, if storage is reachable
-  /// (the uplink is not backing off or held), waiting at most `limit`.
+  /// (the uplink is not backing off or held), waiting at most `limit`. The audit log's last
+  /// entry then is "dock stopped", so storage's copy ends with the orderly stop too.
   boost::asio::awaitable<void> flush_records(std::chrono::milliseconds limit);
 
   [[nodiscard]] const std::vector<SlotStatus>& slots() const { return slots_; }
@@ -375,6 +376,8 @@ class Dock final : private UploadJournal {
   bool shipping_ = false;                                 ///< ship_records() running
   std::chrono::steady_clock::time_point audit_shipped_at_{};
   bool stopping_ = false;
+  bool stop_recorded_ = false;  ///< "dock stopped" is in the audit log
+  [[nodiscard]] AuditEvent stop_event() const;
   bool paused_ = false;
   Totals totals_;
 };
