@@ -256,6 +256,12 @@ StateDb::StateDb(const std::filesystem::path& file) {
 
 StateDb::~StateDb() { sqlite3_close_v2(db_); }
 
+void StateDb::rollback() noexcept {
+  // SQLite may have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR, ...): a
+  // second ROLLBACK would fail and its error would replace the one that got us here.
+  if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
 void StateDb::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -283,7 +289,7 @@ void StateDb::migrate() {
       exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
       exec("COMMIT");
     } catch (...) {
-      exec("ROLLBACK");
+      rollback();
       throw;
     }
   }
@@ -329,7 +335,7 @@ ListedResult StateDb::add_listed(const proto::Manifest& m, std::optional<std::in
     h.bind(1, t).bind(2, m.camera_serial).bind(3, m.seq).bind(4, std::string_view("listed by camera")).step();
     exec("COMMIT");
   } catch (...) {
-    exec("ROLLBACK");
+    rollback();
     throw;
   }
   return ListedResult::inserted;
@@ -391,7 +397,7 @@ bool StateDb::transition(const std::string& serial, std::uint64_t seq, const std
     exec("COMMIT");
     return changed;
   } catch (...) {
-    exec("ROLLBACK");
+    rollback();
     throw;
   }
 }
@@ -470,7 +476,7 @@ bool StateDb::keep_quarantined(const std::string& serial, std::uint64_t seq, std
     exec("COMMIT");
     return changed;
   } catch (...) {
-    exec("ROLLBACK");
+    rollback();
     throw;
   }
 }
@@ -599,7 +605,7 @@ void StateDb::upload_begun(const std::string& key, const std::string& upload_id,
     s.bind(1, key).bind(2, upload_id).bind(3, part_size).bind(4, now_ms()).step();
     exec("COMMIT");
   } catch (...) {
-    exec("ROLLBACK");
+    rollback();
     throw;
   }
 }

@@ -162,6 +162,8 @@ class StateDb {
 
  private:
   void exec(const char* sql);
+  /// Ends a failed transaction, if SQLite has not ended it already; never throws.
+  void rollback() noexcept;
   void migrate();
   sqlite3* db_ = nullptr;
 };
