@@ -367,7 +367,7 @@ std::unique_ptr<test::Daemon> Run::start_dockd(unsigned start, bool faults) {
                         std::string("--store"), "s3://chaos/" + prefix(), std::string("--state"), state().string(), std::string("--world"),
                         world().string(), std::string("--no-table"), std::string("--log-level"), std::string("info"), std::string("--s3-part-mib"),
                         std::string("5"), std::string("--s3-timeout-ms"), std::string("3000"), std::string("--upload-retry-max-ms"),
-                        std::string("1000")})
+                        std::string("1000"), std::string("--web"), std::string("127.0.0.1:0")})
     args.push_back(a);
   if (faults) {
     args.push_back("--upload-mbps");
@@ -676,6 +676,10 @@ void Run::check_no_secrets() {
       if (l.size() >= 40 && l.find("-----") == std::string::npos) secrets.emplace_back(what + " (" + file.filename().string() + ")", l);
   };
   pem_lines(state() / "trust" / "dock.key", "the dock's private key");
+  // The web page's first admin password, which the dock made and wrote for the operator.
+  std::istringstream password(test::slurp(state() / "web-admin-password"));
+  for (std::string l; std::getline(password, l);)
+    if (l.size() >= 12 && l.find(' ') == std::string::npos) secrets.emplace_back("the web page's admin password", l);
   pem_lines(world() / "org" / "recording.key", "the recording key");
   for (const auto& c : plan_.cameras) {
     pem_lines(world() / "camera-keys" / (c.serial + ".key"), "a camera's private key");
