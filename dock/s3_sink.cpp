@@ -217,50 +217,37 @@ boost::asio::awaitable<Result> S3Sink::store(const SpoolFile& spool, const proto
     // Ours only if it says so and its ETag is the one the spool's bytes give: storage computed
     // that ETag from what it received.
     if (head->header("x-amz-meta-sha256") == proto::to_hex(m.sha256) && head->header("content-length") == std::to_string(m.size)) {
-      const auto expect = co_await expected_etag(spool_file, m.size);
-      if (expect.empty()) co_return make_error_code(sink_errc::spool_unreadable);
-      if (s3::bare_etag(head->header("etag")) == expect) {
-        // (A crash may have come between completing a multipart upload and its retention.)
-        if (expect.find('-') != std::string::npos)
-          if (auto failed = co_await put_retention(key)) co_return *failed;
+      const auto md5s = co_await part_md5s(spool_file, m.size);
+      if (md5s.empty()) co_return make_error_code(sink_errc::spool_unreadable);
+      const auto etag = s3::bare_etag(head->header("etag"));
+      // (A crash may have come between completing the upload and its retention.) A one-part
+      // object with a plain MD5 ETag was stored by a single PUT, which carried its retention.
+      if (etag == s3::multipart_etag(md5s)) {
+        if (auto failed = co_await put_retention(key)) co_return *failed;
         co_return StoreReceipt{key, m.sha256, m.size};
       }
+      if (md5s.size() == 1 && etag == md5s.front()) co_return StoreReceipt{key, m.sha256, m.size};
     }
     co_return StoreFailure(sink_errc::object_conflict, key);
   }
   if (head->status != 404) co_return answer_failure(*head, "HEAD " + key);
 
-  if (m.size > part_size_) co_return co_await store_multipart(spool, m, key, std::move(meta));
-
-  auto whole = co_await read_part(pool_, spool_file, 0, static_cast<std::size_t>(m.size));
-  if (!whole.ok) co_return make_error_code(sink_errc::spool_unreadable);
-  const auto digest = proto::Sha256::of(proto::ByteView(reinterpret_cast<const std::uint8_t*>(whole.bytes.data()), whole.bytes.size()));
-  if (!proto::digest_equal(digest, m.sha256)) co_return make_error_code(sink_errc::content_mismatch);
-  const auto md5 = s3::md5_hex(whole.bytes);
-  meta.push_back({"Content-MD5", s3::md5_base64_of_hex(md5)});
-  meta.push_back({"x-amz-content-sha256", proto::to_hex(digest)});
-  auto put = co_await client_.put_new_object(where_.bucket, key, std::move(whole.bytes), std::move(meta));
-  if (!put) co_return transport(put.error(), "PUT " + key);
-  if (put->status == 412) co_return StoreFailure(sink_errc::storage_error, "PUT " + key + ": appeared meanwhile; looking again");
-  if (!put->ok()) co_return answer_failure(*put, "PUT " + key);
-  // What storage now holds must be exactly these bytes.
-  auto check = co_await client_.head_object(where_.bucket, key);
-  if (!check) co_return transport(check.error(), "HEAD " + key);
-  if (!check->ok()) co_return answer_failure(*check, "HEAD after PUT " + key);
-  if (s3::bare_etag(check->header("etag")) != md5 || check->header("content-length") != std::to_string(m.size))
-    co_return StoreFailure(sink_errc::storage_error, "HEAD after PUT " + key + ": ETag or size differ from what was sent");
-  co_return StoreReceipt{key, digest, m.size};
+  // Every segment goes as a multipart upload, a small one as a single part. A single PUT that
+  // outlived its deadline (a stalled link) cannot be called back: it may still land after the
+  // retry stored the object, as a second version, since storage checks If-None-Match when a
+  // request starts, not when it commits. Only a CompleteMultipartUpload makes an object, only
+  // the dock sends it, and a late one finds its upload already completed (NoSuchUpload).
+  co_return co_await store_multipart(spool, m, key, std::move(meta));
 }
 
-boost::asio::awaitable<std::string> S3Sink::expected_etag(const std::filesystem::path& spool_file, std::uint64_t size) {
+boost::asio::awaitable<std::vector<std::string>> S3Sink::part_md5s(const std::filesystem::path& spool_file, std::uint64_t size) {
   std::vector<std::string> md5s;
   for (std::uint64_t off = 0; off < size; off += part_size_) {
     auto part = co_await read_part(pool_, spool_file, off, static_cast<std::size_t>(std::min<std::uint64_t>(part_size_, size - off)));
-    if (!part.ok) co_return std::string();
+    if (!part.ok) co_return std::vector<std::string>();
     md5s.push_back(s3::md5_hex(part.bytes));
   }
-  if (size <= part_size_) co_return md5s.empty() ? s3::md5_hex({}) : md5s.front();
-  co_return s3::multipart_etag(md5s);
+  co_return md5s;
 }
 
 boost::asio::awaitable<S3Sink::PreparedPart> S3Sink::prepare_part(const std::filesystem::path& spool_file, std::uint64_t size, unsigned index,
@@ -328,9 +315,15 @@ boost::asio::awaitable<Result> S3Sink::resume_point(const std::string& key, std:
   }
   auto listed = co_await client_.list_parts(where_.bucket, key, rec->upload_id);
   if (!listed) co_return transport(listed.error(), "list parts of " + key);
-  if (listed->status == 404) {  // storage no longer knows it (aborted, expired): start over
-    log(Level::warning, "S3 ", key, ": upload ", rec->upload_id, " is gone from storage; starting again");
+  if (listed->status == 404) {
     co_await journal_->upload_ended(key);
+    // Completed meanwhile (an earlier attempt's CompleteMultipartUpload, late): the next attempt
+    // finds the object and checks it. A fresh upload now would make a second version.
+    auto head = co_await client_.head_object(where_.bucket, key);
+    if (!head) co_return transport(head.error(), "HEAD " + key);
+    if (head->ok()) co_return StoreFailure(sink_errc::storage_error, "upload " + rec->upload_id + " of " + key + " completed meanwhile; looking again");
+    // Storage no longer knows it (aborted, expired): start over.
+    log(Level::warning, "S3 ", key, ": upload ", rec->upload_id, " is gone from storage; starting again");
     co_return StoreReceipt{};
   }
   if (!listed->ok()) co_return answer_failure(*listed, "list parts of " + key);
@@ -353,19 +346,9 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, c
   std::map<unsigned, UploadedPart> done;
   if (auto r = co_await resume_point(key, upload_id, done); !r) co_return r.error();
   // Uploads of this key that the journal does not know (a crash between starting one and
-  // noting it) are orphans: abort them so no parts are left behind.
-  {
-    auto listed = co_await client_.list_multipart_uploads(where_.bucket, key);
-    if (!listed) co_return transport(listed.error(), "list uploads of " + key);
-    if (!listed->ok()) co_return answer_failure(*listed, "list uploads of " + key);
-    for (const auto& u : s3::multipart_uploads(listed->body)) {
-      if (u.key != key || u.upload_id == upload_id) continue;
-      log(Level::notice, "S3 ", key, ": aborting orphan upload ", u.upload_id);
-      auto r = co_await client_.abort_multipart(where_.bucket, key, u.upload_id);
-      if (!r) co_return transport(r.error(), "abort orphan upload of " + key);
-      if (!r->ok() && r->status != 404) co_return answer_failure(*r, "abort orphan upload of " + key);
-    }
-  }
+  // noting it, or a start that outlived its deadline) are orphans: abort them so no parts are
+  // left behind, and so that no late CompleteMultipartUpload of theirs can make a version.
+  if (auto failed = co_await abort_orphans(key, upload_id)) co_return *failed;
   if (upload_id.empty()) {
     auto started = co_await client_.create_multipart(where_.bucket, key, std::move(meta));
     if (!started) co_return transport(started.error(), "create multipart " + key);
@@ -456,7 +439,24 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, c
   if (s3::bare_etag(check->header("etag")) != s3::multipart_etag(md5s) || check->header("content-length") != std::to_string(m.size))
     co_return StoreFailure(sink_errc::storage_error, "HEAD after multipart " + key + ": ETag or size differ from what was sent");
   if (auto failed = co_await put_retention(key)) co_return *failed;
+  // A start that outlived its deadline may have landed since the first look: the object is
+  // stored, so every upload of its key is an orphan now.
+  if (auto failed = co_await abort_orphans(key, {})) log(Level::warning, "S3 ", key, ": stored, but orphan uploads remain: ", failed->message());
   co_return StoreReceipt{key, m.sha256, m.size};
+}
+
+boost::asio::awaitable<MaybeFailure> S3Sink::abort_orphans(const std::string& key, const std::string& keep) {
+  auto listed = co_await client_.list_multipart_uploads(where_.bucket, key);
+  if (!listed) co_return transport(listed.error(), "list uploads of " + key);
+  if (!listed->ok()) co_return answer_failure(*listed, "list uploads of " + key);
+  for (const auto& u : s3::multipart_uploads(listed->body)) {
+    if (u.key != key || u.upload_id == keep) continue;
+    log(Level::notice, "S3 ", key, ": aborting orphan upload ", u.upload_id);
+    auto r = co_await client_.abort_multipart(where_.bucket, key, u.upload_id);
+    if (!r) co_return transport(r.error(), "abort orphan upload of " + key);
+    if (!r->ok() && r->status != 404) co_return answer_failure(*r, "abort orphan upload of " + key);
+  }
+  co_return std::nullopt;
 }
 
 }  // namespace bodydock::dock

@@ -3,12 +3,15 @@
 /// (the same key as the embedded store, so a retry can never make a second object), with its
 /// manifest and the dock's custody note beside it as .manifest.json.
 ///
-/// - Small segments: one PUT with If-None-Match: *, Content-MD5 and x-amz-content-sha256.
-/// - Larger ones: multipart, each part read from the spool, hashed and sent with its own
-///   Content-MD5 and x-amz-content-sha256, so the server refuses a damaged part.
+/// - Every segment, however small, is a multipart upload (one part up to the part size), each
+///   part read from the spool, hashed and sent with its own Content-MD5 and
+///   x-amz-content-sha256, so the server refuses a damaged part. Not a single PUT: one that
+///   outlives its deadline cannot be called back and may land after the retry as a second
+///   version (storage checks If-None-Match when a request starts). Only the dock's
+///   CompleteMultipartUpload makes the object; a late one finds its upload gone.
 /// - Before the segment counts as stored, a HEAD must show exactly the size and the ETag the
-///   dock computed (single MD5, or MD5 of the part MD5s "-N" for multipart; RGW 16 ignores
-///   x-amz-checksum-sha256), and the whole-segment SHA-256 travels in the metadata.
+///   dock computed (MD5 of the part MD5s, "-N"; RGW 16 ignores x-amz-checksum-sha256), and the
+///   whole-segment SHA-256 travels in the metadata.
 /// - An object already under the key (a retry after a crash) counts as stored when its
 ///   metadata carries the same SHA-256 and size; anything else is a conflict, never overwritten.
 /// - User metadata: camera, officer, recording, start/end UTC, triggers, firmware, dock, the
@@ -86,8 +89,10 @@ class S3Sink final : public Sink {
   std::string take_buffer();
   void give_buffer(std::string buffer);
   boost::asio::awaitable<s3::Client::Result> send_part(const std::string& key, const std::string& upload_id, unsigned number, PreparedPart& part);
-  /// The ETag storage gives the spool's bytes as this sink uploads them; empty if unreadable.
-  boost::asio::awaitable<std::string> expected_etag(const std::filesystem::path& spool_file, std::uint64_t size);
+  /// The MD5 of each part of the spool's bytes as this sink uploads them; empty if unreadable.
+  boost::asio::awaitable<std::vector<std::string>> part_md5s(const std::filesystem::path& spool_file, std::uint64_t size);
+  /// Aborts every multipart upload of `key` but `keep` (an upload the journal continues).
+  boost::asio::awaitable<MaybeFailure> abort_orphans(const std::string& key, const std::string& keep);
   s3::Client& client_;
   S3Location where_;
   boost::asio::thread_pool& pool_;

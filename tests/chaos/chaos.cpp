@@ -239,12 +239,6 @@ std::optional<s3::Response> s3_call(const Storage& st, const std::string& method
   return **out;
 }
 
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 /// Every <Key> of a listing, in order.
 std::vector<std::string> keys_in(const std::string& xml) {
   std::vector<std::string> keys;
@@ -431,7 +425,7 @@ void Run::chaos_phase() {
   std::size_t next = 0;
   // Things to undo later: (when, what).
   std::vector<std::pair<Clock::time_point, Fault>> undo;
-  const auto started_entries = [&] { return count_of(test::slurp(state() / "audit" / "audit.log"), "\"event\":\"dock started\""); };
+  const auto started_entries = [&] { return test::count_of(test::slurp(state() / "audit" / "audit.log"), "\"event\":\"dock started\""); };
   auto entries_at_start = started_entries();
   while (next < plan_.events.size() || !undo.empty()) {
     const auto now = Clock::now();
@@ -558,7 +552,7 @@ void Run::check_footage() {
         if (head->header(header) != value) violation(what + ": " + header + " is '" + head->header(header) + "', not '" + value + "'");
       const auto versions = s3_call(storage_, "GET", "chaos", "", {{"versions", ""}, {"prefix", key}});
       if (!versions || !versions->ok()) throw std::runtime_error("cannot list versions");
-      const auto n = count_of(versions->body, "<Version>");
+      const auto n = test::count_of(versions->body, "<Version>");
       if (n != 1) violation(what + ": " + std::to_string(n) + " versions in storage, not exactly one");
     }
   }
@@ -569,7 +563,7 @@ void Run::check_footage() {
     if (k.ends_with(".seg") && !expected_keys.contains(k)) violation("a segment object nobody recorded: " + k);
   const auto uploads = s3_call(storage_, "GET", "chaos", "", {{"uploads", ""}, {"prefix", prefix()}});
   if (!uploads || !uploads->ok()) throw std::runtime_error("cannot list multipart uploads");
-  if (const auto n = count_of(uploads->body, "<Upload>")) violation(std::to_string(n) + " multipart upload(s) left behind");
+  if (const auto n = test::count_of(uploads->body, "<Upload>")) violation(std::to_string(n) + " multipart upload(s) left behind");
   // The spool is empty but for what the dock quarantined: it keeps that copy for the admin's
   // review beside the camera's (spool/SERIAL/SEQ.part).
   for (const auto& e : fs::recursive_directory_iterator(state() / "spool")) {
@@ -664,7 +658,7 @@ void Run::check_audit() {
 
 void Run::count_effects() {
   const auto text = test::slurp(log());
-  for (const auto& [what, marker] : kEffects) out_.effects[what] += static_cast<unsigned>(count_of(text, marker));
+  for (const auto& [what, marker] : kEffects) out_.effects[what] += static_cast<unsigned>(test::count_of(text, marker));
 }
 
 void Run::check_no_secrets() {

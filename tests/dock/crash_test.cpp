@@ -27,12 +27,6 @@ proto::Bytes read_file(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 std::string serial_of(unsigned i) {
   char s[16];
   std::snprintf(s, sizeof s, "BC-%04u", i);
@@ -75,7 +69,7 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   std::uniform_int_distribution<int> delay_ms(20, 350);
   int interrupted = 0;
   std::size_t after_start = 0;  // kills that hit a dock whose start was already on record
-  const auto starts = [&] { return count_of(test::slurp(state / "audit" / "audit.log"), "\"event\":\"dock started\""); };
+  const auto starts = [&] { return test::count_of(test::slurp(state / "audit" / "audit.log"), "\"event\":\"dock started\""); };
   for (int round = 1; round <= 20; ++round) {
     const auto starts_before = starts();
     test::Daemon d(args, dir / "dockd.log");
@@ -129,7 +123,7 @@ BOOST_AUTO_TEST_CASE(sigkill_at_20_random_moments_loses_nothing) {
   // record is named by the next start ("did not stop in order"; a kill before that is not a
   // run that began), and the last run stopped in order.
   const auto audit = test::slurp(state / "audit" / "audit.log");
-  const auto unclean = count_of(audit, "did not stop in order");
+  const auto unclean = test::count_of(audit, "did not stop in order");
   BOOST_TEST_MESSAGE(after_start << " kills after the dock's start was on record; " << unclean << " unclean starts audited");
   BOOST_CHECK_GE(unclean, after_start);
   BOOST_CHECK_LE(unclean, static_cast<std::size_t>(interrupted));

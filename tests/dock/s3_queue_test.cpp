@@ -80,12 +80,6 @@ void create_bucket(const std::string& bucket) {
   BOOST_REQUIRE_MESSAGE(r.ok(), "create bucket " << bucket << ": HTTP " << r.status << " " << r.error_code());
 }
 
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 hw::CameraDevice camera(const std::filesystem::path& state, const std::string& serial) {
   hw::CameraSpec spec;
   spec.serial = serial;
@@ -115,7 +109,7 @@ std::size_t check_all_stored(const std::filesystem::path& state, const std::stri
       std::vector<s3::QueryParam> q{{"versions", ""}, {"prefix", key}};
       const auto versions = s3_call("GET", bucket, "", q);
       BOOST_REQUIRE(versions.ok());
-      BOOST_CHECK_EQUAL(count_of(versions.body, "<Version>"), 1u);
+      BOOST_CHECK_EQUAL(test::count_of(versions.body, "<Version>"), 1u);
       ++checked;
     }
   }
@@ -180,7 +174,7 @@ BOOST_AUTO_TEST_CASE(wrong_secret_holds_the_queue_with_an_alert_and_erases_nothi
   }
   const auto out = test::slurp(log);
   BOOST_CHECK_MESSAGE(out.find("SignatureDoesNotMatch") != std::string::npos, out);
-  BOOST_CHECK_EQUAL(count_of(out, "ALERT storage refuses the dock"), 1u);  // one alert, not one per probe
+  BOOST_CHECK_EQUAL(test::count_of(out, "ALERT storage refuses the dock"), 1u);  // one alert, not one per probe
   BOOST_CHECK(out.find("wrong-secret") == std::string::npos);             // no secret in the log
   BOOST_CHECK_EQUAL(erased_on(state, 2), 0u);
   {
@@ -294,8 +288,8 @@ BOOST_AUTO_TEST_CASE(resets_stalls_and_a_corrupted_part_are_retried_and_nothing_
   // Each failed attempt is on record with what went wrong: at least as many as the log reports
   // (the log may fold repeated lines; the audit log never does).
   const auto audit = test::slurp(state / "audit" / "audit.log");
-  BOOST_CHECK_GE(count_of(audit, "\"event\":\"store failed\""), 1u);
-  BOOST_CHECK_GE(count_of(audit, "\"event\":\"store failed\""), count_of(out, ": store attempt "));
+  BOOST_CHECK_GE(test::count_of(audit, "\"event\":\"store failed\""), 1u);
+  BOOST_CHECK_GE(test::count_of(audit, "\"event\":\"store failed\""), test::count_of(out, ": store attempt "));
 }
 
 BOOST_AUTO_TEST_CASE(rgw_killed_mid_multipart_and_restarted_the_upload_continues) {

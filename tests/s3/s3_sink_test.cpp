@@ -1,10 +1,13 @@
 // The S3 sink against the real Ceph RGW, in process: how storage's answers are classified,
 // the clock check on RequestTimeTooSkewed, orphan multipart uploads cleared before a fresh
-// upload, retention refused on a bucket without Object Lock, and a spool file that changed after
-// its pull never stored.
+// upload, an upload that outlived its deadline and lands late making no second version,
+// retention refused on a bucket without Object Lock, and a spool file that changed after its
+// pull never stored.
 #include "dock/s3_sink.hpp"
 #include "dock/spool_sum.hpp"
 #include "hw/camera_device.hpp"
+#include "support/daemon.hpp"
+#include "support/fault_proxy.hpp"
 #include "support/fleet.hpp"
 #include "support/rgw.hpp"
 #include "support/sandbox.hpp"
@@ -155,6 +158,49 @@ BOOST_AUTO_TEST_CASE(an_orphan_multipart_upload_of_the_key_is_aborted_before_a_f
   const auto head = run(ioc, client.head_object(bucket, key));
   BOOST_REQUIRE(head && head->ok());
   BOOST_CHECK(head->header("etag").ends_with("-2\""));
+  pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_request_that_outlives_its_deadline_and_lands_late_makes_no_second_version) {
+  // What chaos seed 8 found: a stalled upload is given up on and retried; the retry stores the
+  // segment; then the stalled request reaches storage. With a single PUT that was a second
+  // version of the object (If-None-Match is checked when a request starts); with every segment
+  // a multipart upload the late request belongs to an upload that is no longer there.
+  test::TempDir dir;
+  asio::io_context ioc;
+  asio::thread_pool pool(1);
+  const auto endpoint = test::rgw_endpoint();
+  s3::Client direct(ioc.get_executor(), endpoint, test::rgw_credentials());
+  const auto bucket = new_bucket(ioc, direct, true);  // Object Lock: versioned, as a site's bucket
+  test::FaultProxy proxy(endpoint.host, endpoint.port);
+  s3::Client slow(ioc.get_executor(), s3::Endpoint::parse(proxy.url(), endpoint.region), test::rgw_credentials(), std::chrono::milliseconds(1000));
+  dock::S3Sink sink(slow, dock::S3Location::parse("s3://" + bucket), pool);
+  const auto s = segment(dir, "BC-0305", 300 * 1024);
+  const auto key = dock::segment_object_key(s.m);
+  // Past every small request and inside the segment's body, held longer than the deadline.
+  proxy.stall_at(100 * 1024, std::chrono::milliseconds(2500));
+  const auto stalled = store(ioc, sink, s);
+  BOOST_REQUIRE_MESSAGE(!stalled, "the stalled attempt should have timed out");
+  BOOST_CHECK_EQUAL(proxy.counters().stalls, 1u);
+  const auto retried = store(ioc, sink, s);
+  BOOST_REQUIRE_MESSAGE(retried.has_value(), (retried ? std::string() : retried.error().message()));
+  // The stalled request is released and reaches storage, which answers it.
+  const auto down = proxy.counters().bytes_down;
+  for (int i = 0; i < 100 && proxy.counters().bytes_down == down; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  BOOST_CHECK_MESSAGE(proxy.counters().bytes_down > down, "the stalled request never reached storage");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::vector<s3::QueryParam> q;
+  q.push_back({"versions", ""});
+  q.push_back({"prefix", key});
+  const auto versions = run(ioc, direct.request("GET", bucket, {}, std::move(q), {}, {}));
+  BOOST_REQUIRE(versions && versions->ok());
+  BOOST_CHECK_MESSAGE(test::count_of(versions->body, "<Version>") == 1, "not exactly one version: " << versions->body);
+  const auto listed = run(ioc, direct.list_multipart_uploads(bucket, key));
+  BOOST_REQUIRE(listed && listed->ok());
+  BOOST_CHECK(s3::multipart_uploads(listed->body).empty());
+  const auto head = run(ioc, direct.head_object(bucket, key));
+  BOOST_REQUIRE(head && head->ok());
+  BOOST_CHECK_EQUAL(head->header("x-amz-meta-sha256"), proto::to_hex(s.m.sha256));
   pool.join();
 }
 

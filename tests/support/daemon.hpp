@@ -85,6 +85,13 @@ inline std::string slurp(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+/// How many times `what` occurs in `text` (overlapping occurrences count).
+inline std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 /// Runs a command to completion (at most `limit`); returns its exit status and output.
 inline std::pair<int, std::string> run_command(const std::vector<std::string>& args, const std::filesystem::path& log,
                                                std::chrono::milliseconds limit = std::chrono::milliseconds(120000)) {
