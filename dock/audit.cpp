@@ -71,6 +71,7 @@ AuditLog::AuditLog(std::filesystem::path file) : file_(std::move(file)), hash_(k
     if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) fail("cannot cut the torn end of the audit log", errno);
     whole = whole.substr(0, keep);
   }
+  size_ = whole.size();
   const auto lines = lines_of(whole);
   if (lines.empty()) return;
   const auto& last = lines.back();
@@ -102,18 +103,39 @@ std::pair<std::uint64_t, std::string> AuditLog::append(const AuditEvent& e) {
   o["prev"] = hash_;
   const auto line = json::serialize(o);
   const auto out = line + "\n";
+  if (dirty_) {
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) fail("cannot cut a failed entry from the audit log", errno);
+    dirty_ = false;
+  }
   std::size_t done = 0;
   while (done < out.size()) {
     const auto n = ::write(fd_, out.data() + done, out.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("cannot write the audit log", errno);
+    if (n <= 0) {
+      const int err = n == 0 ? EIO : errno;
+      cut_failed(done, err);
+      fail("cannot write the audit log", err);
+    }
     done += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) fail("cannot sync the audit log", errno);
+  if (::fdatasync(fd_) != 0) {
+    const int err = errno;
+    cut_failed(done, err);
+    fail("cannot sync the audit log", err);
+  }
+  size_ += out.size();
   torn_.clear();
   ++seq_;
   hash_ = audit_line_hash(line);
   return {seq_, hash_};
+}
+
+void AuditLog::cut_failed(std::size_t written, int err) {
+  // Left in place, the next entry would follow a broken line (the chain's check fails there
+  // for ever), or repeat this one's seq after it.
+  if (written == 0) return;
+  dirty_ = ::ftruncate(fd_, static_cast<off_t>(size_)) != 0;
+  torn_ = std::to_string(written) + " bytes (" + std::generic_category().message(err) + ")";
 }
 
 AuditLog::Report AuditLog::verify(const std::filesystem::path& file, std::optional<std::pair<std::uint64_t, std::string>> anchor) {

@@ -38,7 +38,8 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  /// Appends and syncs one entry; returns its (seq, hash). Throws std::system_error on I/O failure.
+  /// Appends and syncs one entry; returns its (seq, hash). Throws std::system_error on I/O
+  /// failure, leaving the log as it was: whatever the failed write put in the file is cut.
   std::pair<std::uint64_t, std::string> append(const AuditEvent& e);
   [[nodiscard]] std::uint64_t last_seq() const { return seq_; }
   [[nodiscard]] const std::string& last_hash() const { return hash_; }
@@ -57,7 +58,12 @@ class AuditLog {
   int fd_ = -1;
   std::uint64_t seq_ = 0;
   std::string hash_;
-  std::string torn_;  ///< a torn final line found at open, reported in the next entry
+  std::string torn_;  ///< a torn final line found at open, or a failed append cut, reported in the next entry
+  std::uint64_t size_ = 0;  ///< bytes of confirmed entries: a failed append is cut back to this
+  bool dirty_ = false;      ///< a failed append could not be cut yet: the next one cuts first
+  /// Removes what a failed append left after the confirmed entries (a partial line on a full
+  /// disk, or a whole one that was never synced), so the next entry follows the last good line.
+  void cut_failed(std::size_t written, int err);
 };
 
 /// SHA-256 of a line's bytes, lowercase hex: what the next entry's "prev" must be.

@@ -1,11 +1,15 @@
 // The audit log: appends chain by hash and survive a reopen; verification names exactly what
 // was done to the file: an edited entry, a removed one, two swapped, a removed tail, an edited
-// last entry; a torn final write is cut at reopen and the cut recorded.
+// last entry; a torn final write is cut at reopen and the cut recorded; an append that fails
+// half-way (a full disk) leaves nothing behind and the log goes on verifying.
 #include "dock/audit.hpp"
 #include "support/sandbox.hpp"
 
 #include <boost/test/unit_test.hpp>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <fstream>
 
 using namespace bodydock;
@@ -133,6 +137,38 @@ BOOST_AUTO_TEST_CASE(a_torn_last_write_is_cut_at_reopen_and_recorded) {
   BOOST_CHECK(r.ok());
   BOOST_CHECK_EQUAL(r.entries, 3u);
   BOOST_CHECK_NE(lines().back().find("\"torn_entry_cut\":\"22 bytes\""), std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_append_that_fails_half_way_leaves_nothing_and_the_chain_goes_on) {
+  // What chaos seed 14 found: the disk filled in the middle of an entry; its first bytes stayed,
+  // and the next entry followed them on the same line, so the log no longer verified. A file
+  // size limit (RLIMIT_FSIZE) stands in for the full disk: the write is cut short the same way.
+  write(2);
+  const auto size = std::filesystem::file_size(file);
+  AuditLog log(file);
+  AuditEvent e;
+  e.event = "docking";
+  e.actor = "dock test";
+  e.why = std::string(300, 'x');  // longer than the room left
+  rlimit old{};
+  BOOST_REQUIRE_EQUAL(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto was = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = size + 100;
+  BOOST_REQUIRE_EQUAL(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  BOOST_CHECK_THROW(log.append(e), std::system_error);
+  BOOST_CHECK_THROW(log.append(e), std::system_error);  // still full: still nothing left behind
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, was);
+  BOOST_CHECK_EQUAL(std::filesystem::file_size(file), size);
+  BOOST_CHECK_EQUAL(log.last_seq(), 2u);
+  // Space is back: the next entry follows the last good one and says what was cut.
+  anchor = log.append(e);
+  BOOST_CHECK_EQUAL(anchor->first, 3u);
+  const auto r = verify();
+  BOOST_CHECK_MESSAGE(r.ok(), (r.problems.empty() ? std::string() : r.problems.front()));
+  BOOST_CHECK_EQUAL(r.entries, 3u);
+  BOOST_CHECK_NE(lines().back().find("\"torn_entry_cut\":\"100 bytes (File too large)\""), std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
