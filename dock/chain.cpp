@@ -5,7 +5,8 @@
 
 namespace bodydock::dock {
 
-std::vector<ChainFinding> check_chain(const std::vector<proto::Manifest>& listed, const std::map<std::uint64_t, KnownSegment>& known) {
+std::vector<ChainFinding> check_chain(const std::vector<proto::Manifest>& listed, const std::map<std::uint64_t, KnownSegment>& known,
+                                      std::uint64_t pruned_through) {
   std::vector<ChainFinding> out;
   // Every manifest this camera is known to have made: seq -> manifest hash.
   std::map<std::uint64_t, proto::Digest> all;
@@ -20,6 +21,11 @@ std::vector<ChainFinding> check_chain(const std::vector<proto::Manifest>& listed
   for (const auto& m : listed) {
     if (auto k = known.find(m.seq); k != known.end() && k->second.erased) {
       out.push_back({m.seq, cat("segment ", m.seq, " was erased on this dock's request and is listed again (replayed)")});
+      continue;
+    }
+    if (m.seq <= pruned_through && !known.contains(m.seq)) {
+      out.push_back({m.seq, cat("segment ", m.seq, " is at or before segment ", pruned_through,
+                                ", which was erased on this dock's request long ago, and is listed again (replayed)")});
       continue;
     }
     if (auto c = by_content.find(m.sha256); c != by_content.end() && c->second != m.seq) {

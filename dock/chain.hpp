@@ -28,6 +28,9 @@ struct KnownSegment {
 /// `listed`: what the camera lists now, ascending seq. `known`: what this dock holds for the
 /// camera from earlier dockings, by seq. A camera first seen here may start its chain at a
 /// predecessor the dock never saw (another dock took it): that is not a finding.
-std::vector<ChainFinding> check_chain(const std::vector<proto::Manifest>& listed, const std::map<std::uint64_t, KnownSegment>& known);
+/// `pruned_through`: the highest seq whose row this dock pruned (StateDb::prune_purged): every
+/// seq up to it that `known` lacks is gone from the camera, so listing one again is a replay.
+std::vector<ChainFinding> check_chain(const std::vector<proto::Manifest>& listed, const std::map<std::uint64_t, KnownSegment>& known,
+                                      std::uint64_t pruned_through = 0);
 
 }  // namespace bodydock::dock

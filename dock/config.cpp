@@ -8,15 +8,28 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 namespace bodydock::dock {
 
 namespace {
+
+/// One 4-character half of "VID:PID", read as sscanf's "%4x" reads it (strtoul, base 16);
+/// false unless all of it is the number.
+bool hex_half(const std::string& half, unsigned& value) {
+  const char* begin = half.c_str();
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long v = std::strtoul(begin, &end, 16);
+  if (end == begin || end != begin + half.size() || errno == ERANGE) return false;
+  value = static_cast<unsigned>(v);
+  return true;
+}
 
 /// Reads the tables of dockd.toml; every refusal names source:line, the key and its value.
 class Reader {
@@ -92,8 +105,7 @@ class Reader {
       for (const auto& e : *arr) {
         const auto text = string(e, "cameras.usb_ids");
         unsigned vid = 0, pid = 0;
-        char tail = 0;
-        if (text.size() != 9 || text[4] != ':' || std::sscanf(text.c_str(), "%4x:%4x%c", &vid, &pid, &tail) != 2)
+        if (text.size() != 9 || text[4] != ':' || !hex_half(text.substr(0, 4), vid) || !hex_half(text.substr(5), pid))
           refuse(e, "cameras.usb_ids", "each is \"VID:PID\" in hex, e.g. \"1d50:6160\"");
         c_.usb_ids.emplace_back(static_cast<std::uint16_t>(vid), static_cast<std::uint16_t>(pid));
       }
@@ -226,7 +238,7 @@ class Reader {
     return i->get();
   }
   std::string one_of(const toml::node& n, std::string_view key, std::initializer_list<const char*> allowed) const {
-    const auto v = string(n, key);
+    auto v = string(n, key);
     std::string list;
     for (const char* a : allowed) {
       if (v == a) return v;
@@ -254,7 +266,7 @@ class Reader {
 
 std::string read_file(const std::filesystem::path& file, const char* what) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError("cannot read " + std::string(what) + " " + file.string() + ": " + std::strerror(errno), true);
+  if (!in) throw ConfigError("cannot read " + std::string(what) + " " + file.string() + ": " + std::generic_category().message(errno), true);
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -265,7 +277,7 @@ std::string read_file(const std::filesystem::path& file, const char* what) {
 void read_credentials(Config& c) {
   struct stat st{};
   if (::stat(c.s3_credentials_file.c_str(), &st) != 0)
-    throw ConfigError("cannot read the S3 credentials file " + c.s3_credentials_file.string() + ": " + std::strerror(errno), true);
+    throw ConfigError("cannot read the S3 credentials file " + c.s3_credentials_file.string() + ": " + std::generic_category().message(errno), true);
   if ((st.st_mode & 0007) != 0)
     throw ConfigError("the S3 credentials file " + c.s3_credentials_file.string() + " is readable by others; chmod 0640 or tighter", true);
   std::istringstream in(read_file(c.s3_credentials_file, "the S3 credentials file"));

@@ -36,13 +36,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <functional>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -50,6 +51,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 namespace bodydock::dock {
 namespace {
@@ -94,6 +96,11 @@ struct DemoRun {
   std::unique_ptr<hw::HubPortPower> port_power;
   std::vector<unsigned> usb_dockings;
   unsigned redockings = 3;  ///< times an unplugged camera is put back
+  // --shifts: shift changes played on the USB lane; every camera records a new shift between two.
+  unsigned shifts = 1;
+  unsigned shift = 1;  ///< the one being synced
+  unsigned shift_segments = 0;
+  std::chrono::steady_clock::time_point shift_began = std::chrono::steady_clock::now();
   unsigned ended = 0;
   unsigned sessions_running = 0;  ///< in-process lane; the USB lane counts its links
   bool exit_when_idle = false;
@@ -125,6 +132,7 @@ void apply_fault(DemoRun& run, const std::string& spec) {
       kv.emplace_back(item, "");
       continue;
     }
+    // NOLINTNEXTLINE(performance-inefficient-string-concatenation): a usage error's message, built once to throw
     if (eq == std::string::npos) throw UsageError("--fault " + spec + ": '" + item + "' is not key=value");
     kv.emplace_back(item.substr(0, eq), item.substr(eq + 1));
     if (kv.back().first == "slot") slot = static_cast<unsigned>(parse_count("--fault slot", kv.back().second));
@@ -154,6 +162,7 @@ void apply_fault(DemoRun& run, const std::string& spec) {
       if (!run.over_usb) throw UsageError("--fault " + spec + ": no-enumerate needs --usb emulated-libusb");
       cam.enumerates_after_power_cycle = true;
     } else {
+      // NOLINTNEXTLINE(performance-inefficient-string-concatenation): a usage error's message, built once to throw
       throw UsageError("--fault " + spec + ": unknown fault '" + k + "' (unplug-at, hang-at, corrupt, no-enumerate, overheat, charger-stuck)");
     }
   }
@@ -242,6 +251,57 @@ asio::awaitable<void> run_slot(DemoRun& run, unsigned index) {
   if (++run.ended == run.cameras.size() && run.exit_when_idle) finish(run);
 }
 
+/// Bytes in the regular files under `dir` (0 when it is missing).
+std::uint64_t bytes_under(const std::filesystem::path& dir) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  return total;
+}
+
+/// What this process and its state directory hold once every camera of a shift is done: the
+/// figures a soak run (tests/soak/run) follows from shift to shift. One line, `soak:` first.
+void log_footprint(const DemoRun& run) {
+  std::uint64_t rss_kib = 0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("VmRSS:")) rss_kib = std::strtoull(line.c_str() + 6, nullptr, 10);
+  std::size_t fds = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++fds;
+  const auto& dir = run.dock->config().state_dir;
+  std::uint64_t db = 0;
+  for (const char* f : {"dock.sqlite", "dock.sqlite-wal"}) {
+    const auto size = std::filesystem::file_size(dir / f, ec);
+    if (!ec) db += size;
+  }
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - run.shift_began;
+  log(Level::notice, "soak: shift ", run.shift, " of ", run.shifts, " done in ", took.count(), " s: rss ", rss_kib, " KiB, fds ", fds,
+      ", state db ", db, " B, spool ", bytes_under(dir / "spool"), " B, audit log ", bytes_under(dir / "audit"), " B");
+}
+
+/// The next shift: every camera is taken out, records new footage, and is docked again once
+/// all its sessions are over.
+asio::awaitable<void> next_shift(DemoRun& run) {
+  run.ended = 0;
+  ++run.shift;
+  for (unsigned slot = 1; slot <= run.cameras.size(); ++slot) run.bus->unplug(slot);
+  asio::steady_timer tick(run.ioc);
+  do {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(asio::use_awaitable);
+  } while (run.usb_slots->active() > 0 && !run.stopping);
+  if (run.stopping) co_return;
+  run.shift_began = std::chrono::steady_clock::now();
+  for (unsigned i = 0; i < run.cameras.size(); ++i) {
+    run.cameras[i].device->record_shift(run.shift_segments);
+    run.usb_dockings[i] = 1;
+    run.bus->plug(i + 1, *run.cameras[i].device);
+  }
+  log(Level::notice, "demo: shift ", run.shift, " of ", run.shifts, ": ", run.cameras.size(), " cameras docked again");
+}
+
 /// --usb emulated-libusb: every camera on its own hub port (1-1.<slot>), found through libusb
 /// hotplug; an unplugged camera is put back a moment later, like an officer would.
 void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
@@ -289,7 +349,12 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
       });
       return;
     }
-    if (++run.ended == run.cameras.size() && run.exit_when_idle) finish(run);
+    if (++run.ended < run.cameras.size()) return;
+    if (run.shifts > 1) log_footprint(run);
+    if (run.shift < run.shifts && !run.stopping)
+      asio::co_spawn(run.ioc, next_shift(run), [](const std::exception_ptr& e) { log_if_failed("next shift", e); });
+    else if (run.exit_when_idle)
+      finish(run);
   };
   run.usb_slots->start();
 }
@@ -311,7 +376,7 @@ long peak_rss_kib() {
 void ensure_bucket(DemoRun& run, const std::string& bucket) {
   std::optional<s3::Client::Result> answer;
   bool done = false;
-  asio::co_spawn(run.ioc, run.s3_client->create_bucket(bucket, true), [&answer, &done](std::exception_ptr e, s3::Client::Result r) {
+  asio::co_spawn(run.ioc, run.s3_client->create_bucket(bucket, true), [&answer, &done](const std::exception_ptr& e, s3::Client::Result r) {
     done = true;
     if (e) std::rethrow_exception(e);
     answer = std::move(r);
@@ -347,7 +412,7 @@ void make_demo_admin(const std::filesystem::path& accounts, const std::filesyste
     throw std::runtime_error("cannot write " + password_file.string() + ": " + ec.message());
 }
 
-void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_status, std::string accounts,
+void start_web(DemoRun& run, const std::string& listen, bool tls, bool private_status, const std::string& accounts,
                const std::filesystem::path& state, const std::string& control) {
   web::WebOptions o;
   o.listen_tcp = !listen.empty();
@@ -549,8 +614,11 @@ bool check_expectations(const DemoRun& run, const Scenario& sc, double seconds) 
       const std::string got = cam.end ? scenario_end_name(*cam.end) : "none";
       report(who + "session_end = " + *e.session_end, got == *e.session_end, "got " + got);
     }
-    for (const auto& ev : e.audit) report(who + "audit has \"" + ev + "\"", has_event(f, ev), has_event(f, ev) ? "seen" : "not in the audit log");
+    for (const auto& ev : e.audit)
+      // NOLINTNEXTLINE(performance-inefficient-string-concatenation): one line of the end-of-run report per expectation
+      report(who + "audit has \"" + ev + "\"", has_event(f, ev), has_event(f, ev) ? "seen" : "not in the audit log");
     for (const auto& ev : e.no_audit)
+      // NOLINTNEXTLINE(performance-inefficient-string-concatenation): one line of the end-of-run report per expectation
       report(who + "audit has no \"" + ev + "\"", !has_event(f, ev), has_event(f, ev) ? std::to_string(f.events[ev]) + " entries" : "none");
     if (e.alert) {
       bool seen = false;
@@ -609,7 +677,7 @@ int run_demo(const std::vector<std::string>& args) {
   po::options_description opts("dockd demo options");
   unsigned cameras = 0, segments = 0, chunk_kib = 256, inflight = 4, timeout_ms = 5000;
   double segment_mib = 0, spool_limit_mib = 0;
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1, purged_retention_s = 30ull * 24 * 3600;
   std::string store, state, world, log_level = "info", retention_mode = "compliance", upload_mbps = "0", upload_schedule;
   unsigned retention_days = 0;
   std::vector<std::string> faults;
@@ -618,7 +686,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::string web_listen, web_accounts, leds_board, control_socket, config_file, scenario_file;
   std::optional<Scenario> scenario;
   std::string usb_mode = "in-process";
-  unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000;
+  unsigned usb_transfer_kib = 256, usb_in_flight = 4, s3_part_mib = 16, upload_retry_max_ms = 60000, s3_timeout_ms = 30000, shifts = 1;
   // clang-format off
   opts.add_options()
     ("help", "this text")
@@ -641,6 +709,11 @@ int run_demo(const std::vector<std::string>& args) {
     ("state", po::value(&state)->required(), "the dock's state directory: database, spool, audit log, its trust directory")
     ("world", po::value(&world), "the emulated world, kept apart from the dock: fleet CA, the organisation's recording key, the cameras' keys and flash (default: the state directory's path + \".world\")")
     ("exit-when-idle", po::bool_switch(&exit_when_idle), "exit 0 once every segment is stored and erased, non-zero otherwise")
+    ("purged-retention-s", po::value(&purged_retention_s), "how long the state database keeps the rows of segments erased and purged, "
+                                                           "seconds (default 2592000: 30 days); then only the audit log and storage tell their story")
+    ("shifts", po::value(&shifts), "with --usb emulated-libusb: shift changes to play, 1..100000 (default 1): once every camera is done, all "
+                                   "are taken out, record --segments new segments each and are docked again; a `soak:` line after each "
+                                   "shift gives the process's RSS and open files and the state directory's database, spool and audit log sizes")
     ("pause-uploads", po::bool_switch(&pause_uploads), "start with uploads paused, as after `dockctl queue pause`: footage is pulled "
                                                        "and waits in the spool until an operator resumes (dockctl queue resume, the web page)")
     ("seed", po::value(&seed), "seed for the emulated recordings (content and metadata)")
@@ -708,6 +781,10 @@ int run_demo(const std::vector<std::string>& args) {
     if (s3_timeout_ms < 100) throw UsageError("--s3-timeout-ms must be at least 100");
     if (spool_limit_mib < 0) throw UsageError("--spool-limit-mib must not be negative");
     if (upload_retry_max_ms < 100 || upload_retry_max_ms > 3600000) throw UsageError("--upload-retry-max-ms must be 100..3600000");
+    if (shifts < 1 || shifts > 100000) throw UsageError("--shifts must be 1..100000");
+    if (purged_retention_s > 10ull * 365 * 24 * 3600) throw UsageError("--purged-retention-s must be at most ten years");
+    if (shifts > 1 && (usb_mode != "emulated-libusb" || !scenario_file.empty()))
+      throw UsageError("--shifts needs --usb emulated-libusb and --cameras (not --scenario)");
     static const std::map<std::string, Level> levels = {
         {"error", Level::error}, {"warning", Level::warning}, {"notice", Level::notice}, {"info", Level::info}, {"debug", Level::debug}};
     if (!config_file.empty()) {
@@ -732,7 +809,10 @@ int run_demo(const std::vector<std::string>& args) {
   if (run.over_usb) {
     std::vector<std::string> argv = {"dockd", "demo"};
     argv.insert(argv.end(), args.begin(), args.end());
-    if (!hw::ensure_umockdev_preload(argv)) std::cerr << "dockd demo: cannot re-execute with the USB emulation preload: " << std::strerror(errno) << "\n";
+    if (!hw::ensure_umockdev_preload(argv)) {
+      const std::string why = std::generic_category().message(errno);
+      std::cerr << "dockd demo: cannot re-execute with the USB emulation preload: " << why << "\n";
+    }
   }
   try {
     if (run.over_usb) {
@@ -777,23 +857,27 @@ int run_demo(const std::vector<std::string>& args) {
     cfg.upload_retry_cap = std::chrono::milliseconds(upload_retry_max_ms);
     cfg.spool_limit_bytes = static_cast<std::uint64_t>(spool_limit_mib * (1 << 20));
     cfg.upload_hold_probe = std::chrono::milliseconds(upload_retry_max_ms);
+    cfg.purged_retention = std::chrono::seconds(purged_retention_s);
     if (scenario) {
       if (scenario->dock.status_interval_ms) cfg.status_interval = std::chrono::milliseconds(*scenario->dock.status_interval_ms);
       if (scenario->dock.chunk_retries) cfg.chunk_retries = *scenario->dock.chunk_retries;
       if (scenario->dock.redockings) run.redockings = *scenario->dock.redockings;
     }
     run.exit_when_idle = exit_when_idle;
+    run.shifts = shifts;
+    run.shift_segments = segments;
     run.sink_pool = std::make_unique<asio::thread_pool>(2);
     if (store.starts_with("s3://")) {
       const auto where = S3Location::parse(store);
       auto need = [](const char* name) {
-        const char* v = std::getenv(name);
+        const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): at start-up; no thread of dockd's sets the environment
         if (!v || !*v) throw UsageError(std::string("--store s3://... needs ") + name + " in the environment");
         return std::string(v);
       };
       auto endpoint = s3::Endpoint::parse(need("AWS_ENDPOINT_URL"), need("AWS_REGION"));
       endpoint.path_style = !s3_virtual_host;
       // A private CA for an https:// endpoint, as the AWS tools take it.
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): at start-up; no thread of dockd's sets the environment
       if (const char* ca = std::getenv("AWS_CA_BUNDLE"); ca && *ca && endpoint.tls) endpoint.ca_file = ca;
       run.s3_client = std::make_unique<s3::Client>(run.ioc.get_executor(), endpoint,
                                                    s3::Credentials{need("AWS_ACCESS_KEY_ID"), need("AWS_SECRET_ACCESS_KEY"), {}},
@@ -882,7 +966,7 @@ int run_demo(const std::vector<std::string>& args) {
 
   const bool live_table = (table || ::isatty(STDOUT_FILENO) == 1) && !no_table;
   if (live_table) Log::set_quiet(true);
-  auto log_failure = [](const char* what) { return [what](std::exception_ptr e) { log_if_failed(what, e); }; };
+  auto log_failure = [](const char* what) { return [what](const std::exception_ptr& e) { log_if_failed(what, e); }; };
   asio::signal_set signals(run.ioc, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;

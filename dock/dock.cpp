@@ -4,6 +4,7 @@
 #include "proto/sha256.hpp"
 #include "proto/trust.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -191,6 +192,16 @@ std::chrono::milliseconds Dock::backoff(std::uint32_t attempt) const {
 asio::awaitable<void> Dock::run_uploader() {
   using Clock = std::chrono::steady_clock;
   while (!stopping_) {
+    if (Clock::now() >= prune_at_) {
+      // Often enough that no row outstays its retention by more than half of it (an hour at most).
+      prune_at_ = Clock::now() + std::clamp<std::chrono::milliseconds>(cfg_.purged_retention / 2, std::chrono::seconds(1), std::chrono::hours(1));
+      try {
+        if (const auto n = co_await prune_purged(cfg_.purged_retention))
+          log(Level::info, "state: ", n, " rows of segments purged more than ", cfg_.purged_retention.count() / 1000, " s ago pruned");
+      } catch (const std::exception& e) {
+        log(Level::error, "state: cannot prune purged segments: ", e.what(), "; retrying later");
+      }
+    }
     std::vector<SegmentRow> rows;
     try {
       rows = co_await in_state(SegState::spooled);
@@ -220,11 +231,11 @@ asio::awaitable<void> Dock::run_uploader() {
         continue;
       }
       uploading_.insert(key);
-      asio::co_spawn(ioc_, store_one(std::move(row)), [](std::exception_ptr e) { log_if_failed("upload queue: store", e); });
+      asio::co_spawn(ioc_, store_one(std::move(row)), [](const std::exception_ptr& e) { log_if_failed("upload queue: store", e); });
     }
     if (!gated && !shipping_ && uplink_.state != UplinkStatus::State::held) {
       shipping_ = true;
-      asio::co_spawn(ioc_, ship_records(rows.empty() && uploading_.empty()), [this](std::exception_ptr e) {
+      asio::co_spawn(ioc_, ship_records(rows.empty() && uploading_.empty()), [this](const std::exception_ptr& e) {
         shipping_ = false;
         log_if_failed("upload queue: records", e);
       });

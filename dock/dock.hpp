@@ -44,6 +44,9 @@ struct DockConfig {
   /// Transient storage failures: exponential backoff with full jitter from base, capped.
   std::chrono::milliseconds upload_retry_base{500};
   std::chrono::milliseconds upload_retry_cap{60000};
+  /// The rows of segments purged this long ago leave the state database (StateDb::prune_purged;
+  /// the audit log and storage keep their story), so it stays the same size over years of shifts.
+  std::chrono::milliseconds purged_retention{std::chrono::hours(24 * 30)};
   /// Storage refusing the dock (403, missing bucket, quota): uploads hold, with an alert, and
   /// one probe goes out this often until it accepts again (or an admin says retry now).
   std::chrono::milliseconds upload_hold_probe{300000};
@@ -122,7 +125,7 @@ class Dock final : private UploadJournal {
 
  public:
   Dock(boost::asio::io_context& ioc, DockConfig cfg, Sink& sink);
-  ~Dock();
+  ~Dock() override;
   Dock(const Dock&) = delete;
   Dock& operator=(const Dock&) = delete;
 
@@ -160,16 +163,26 @@ class Dock final : private UploadJournal {
   /// The state database, asynchronously: each call runs on the database thread.
   /// (Plain functions returning awaitables: see blocking.hpp for why no lambda crosses a co_await.)
   auto camera_seen(std::string serial, std::string model, std::string firmware) {
-    return db([=](StateDb& s) { s.camera_seen(serial, model, firmware); });
+    return db([serial = std::move(serial), model = std::move(model), firmware = std::move(firmware)](StateDb& s) {
+      s.camera_seen(serial, model, firmware);
+    });
   }
   auto camera_authenticated(std::string serial, proto::Bytes certificate, std::string officer) {
-    return db([=](StateDb& s) { s.camera_authenticated(serial, certificate, officer); });
+    return db([serial = std::move(serial), certificate = std::move(certificate), officer = std::move(officer)](StateDb& s) {
+      s.camera_authenticated(serial, certificate, officer);
+    });
   }
   auto camera_identity(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_identity(serial); });
   }
   auto add_listed(proto::Manifest m, std::optional<std::int64_t> clock_drift_ms) {
     return db([m = std::move(m), clock_drift_ms](StateDb& s) { return s.add_listed(m, clock_drift_ms); });
+  }
+  auto prune_purged(std::chrono::milliseconds older_than) {
+    return db([older_than](StateDb& s) { return s.prune_purged(older_than); });
+  }
+  auto pruned_through(std::string serial) {
+    return db([serial = std::move(serial)](StateDb& s) { return s.pruned_through(serial); });
   }
   auto camera_segments(std::string serial) {
     return db([serial = std::move(serial)](StateDb& s) { return s.camera_segments(serial); });
@@ -187,7 +200,8 @@ class Dock final : private UploadJournal {
   /// A transition with a reason is an operation on the recording: it is audited too.
   auto transition(std::string serial, std::uint64_t seq, std::vector<SegState> from, SegState to, SegUpdate update = {},
                   std::string why = {}) {
-    return db([=, from = std::move(from), update = std::move(update), audit_log = audit_.get(), actor = actor_](StateDb& s) {
+    return db([serial = std::move(serial), seq, from = std::move(from), to, update = std::move(update), why = std::move(why),
+               audit_log = audit_.get(), actor = actor_](StateDb& s) {
       const bool moved = s.transition(serial, seq, from, to, update, why);
       if (moved && !why.empty()) audit_transition(*audit_log, s, actor, serial, seq, to, update, why);
       return moved;
@@ -217,7 +231,8 @@ class Dock final : private UploadJournal {
   /// Revokes a camera at this dock: from its next docking it gets charge-only (power, no data,
   /// nothing erased), until the centre's CRL says the same. Footage it holds stays on it.
   auto revoke_camera(std::string serial, std::string by, std::string reason) {
-    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+    return db([serial = std::move(serial), by = std::move(by), reason = std::move(reason),
+               audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
       if (!pki::valid_name(serial)) return "'" + serial + "' is not a camera serial";
       s.revoke_camera(serial, by, reason);
       append_anchored(*audit_log, s, camera_event("revocation", by, serial, "camera revoked at this dock: " + reason));
@@ -227,7 +242,8 @@ class Dock final : private UploadJournal {
   /// Lifts a revocation made at this dock (not the centre's CRL): the camera syncs again from
   /// its next docking.
   auto reinstate_camera(std::string serial, std::string by, std::string reason) {
-    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+    return db([serial = std::move(serial), by = std::move(by), reason = std::move(reason),
+               audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
       if (!s.reinstate_camera(serial)) return "camera '" + serial + "' is not revoked at this dock";
       append_anchored(*audit_log, s, camera_event("revocation lifted", by, serial, "camera reinstated at this dock: " + reason));
       return std::nullopt;
@@ -246,7 +262,8 @@ class Dock final : private UploadJournal {
   /// fail again are quarantined again; nothing unchecked is ever stored). Keep: it stays on the
   /// camera, never erased, and no longer holds the slot on attention.
   auto decide_quarantine(std::string serial, std::uint64_t seq, bool release, std::string by, std::string reason) {
-    return db([=, audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
+    return db([serial = std::move(serial), seq, release, by = std::move(by), reason = std::move(reason),
+               audit_log = audit_.get()](StateDb& s) -> std::optional<std::string> {
       const auto row = s.get(serial, seq);
       if (!row || row->state != SegState::quarantined) return "segment " + std::to_string(seq) + " of " + serial + " is not quarantined";
       const std::string why = (release ? "released by " : "kept in quarantine by ") + by + ": " + reason;
@@ -274,8 +291,8 @@ class Dock final : private UploadJournal {
   /// With room, the segment moves LISTED -> PULLING in the same step, so it holds its room
   /// (sessions checking at once cannot both take the last of it).
   auto reserve_spool(std::string serial, std::uint64_t seq, std::uint64_t bytes) {
-    return db([=, limit = cfg_.spool_limit_bytes, reserve = cfg_.spool_reserve_bytes, dir = cfg_.state_dir / "spool", audit_log = audit_.get(),
-               actor = actor_](StateDb& s) {
+    return db([serial = std::move(serial), seq, bytes, limit = cfg_.spool_limit_bytes, reserve = cfg_.spool_reserve_bytes,
+               dir = cfg_.state_dir / "spool", audit_log = audit_.get(), actor = actor_](StateDb& s) {
       auto room = check_spool_room(s.spool_bytes(), bytes, limit, reserve, dir);
       const std::string why = "pull started";
       if (room.ok && s.transition(serial, seq, states(SegState::listed), SegState::pulling, {}, why))
@@ -316,16 +333,20 @@ class Dock final : private UploadJournal {
   boost::asio::awaitable<void> part_done(std::string key, unsigned number, UploadedPart part) override;
   boost::asio::awaitable<void> upload_ended(std::string key) override;
   auto note_recording(std::string serial, std::string recording_id) {
-    return db([=](StateDb& s) { return s.note_if_recording_complete(serial, recording_id); });
+    return db([serial = std::move(serial), recording_id = std::move(recording_id)](StateDb& s) {
+      return s.note_if_recording_complete(serial, recording_id);
+    });
   }
   auto pending_markers() {
     return db([](StateDb& s) { return s.pending_markers(); });
   }
   auto recording_segments(std::string serial, std::string recording_id) {
-    return db([=](StateDb& s) { return s.recording_segments(serial, recording_id); });
+    return db([serial = std::move(serial), recording_id = std::move(recording_id)](StateDb& s) {
+      return s.recording_segments(serial, recording_id);
+    });
   }
   auto marker_stored(std::string serial, std::string recording_id) {
-    return db([=](StateDb& s) { s.marker_stored(serial, recording_id); });
+    return db([serial = std::move(serial), recording_id = std::move(recording_id)](StateDb& s) { s.marker_stored(serial, recording_id); });
   }
   /// The audit log past what storage holds (whole lines, at most 4 MiB).
   struct AuditChunk {
@@ -340,10 +361,10 @@ class Dock final : private UploadJournal {
     return db([=](StateDb& s) { s.set_audit_shipped(offset, seq); });
   }
   auto journal_begun(std::string key, std::string id, std::uint64_t part_size) {
-    return db([=](StateDb& s) { s.upload_begun(key, id, part_size); });
+    return db([key = std::move(key), id = std::move(id), part_size](StateDb& s) { s.upload_begun(key, id, part_size); });
   }
   auto journal_part(std::string key, unsigned number, UploadedPart part) {
-    return db([=](StateDb& s) { s.part_done(key, number, part); });
+    return db([key = std::move(key), number, part = std::move(part)](StateDb& s) { s.part_done(key, number, part); });
   }
   auto journal_ended(std::string key) {
     return db([key = std::move(key)](StateDb& s) { s.upload_ended(key); });
@@ -374,6 +395,7 @@ class Dock final : private UploadJournal {
   UplinkStatus uplink_;
   std::chrono::steady_clock::time_point uplink_gate_{};  ///< no new upload before this (backoff, hold)
   bool shipping_ = false;                                 ///< ship_records() running
+  std::chrono::steady_clock::time_point prune_at_{};       ///< next StateDb::prune_purged
   std::chrono::steady_clock::time_point audit_shipped_at_{};
   bool stopping_ = false;
   bool stop_recorded_ = false;  ///< "dock stopped" is in the audit log

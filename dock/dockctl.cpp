@@ -32,7 +32,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <map>
 #include <filesystem>
@@ -40,6 +39,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -269,10 +269,10 @@ int evidence_command(const std::string& sub, const std::vector<std::string>& a) 
                    req.purpose.c_str());
       return 2;
     }
-    const char* user = std::getenv("SUDO_USER");
-    if (!user) user = std::getenv("USER");
+    const char* user = std::getenv("SUDO_USER");  // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
+    if (!user) user = std::getenv("USER");        // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
     if (!user)
-      if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;
+      if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;  // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
     req.who = o->contains("--by") ? o->at("--by") : std::string(user ? user : "");
     if (req.who.empty()) {
       std::fputs("dockctl: say who decrypts with --by NAME\n", stderr);
@@ -378,16 +378,16 @@ struct Target {
 };
 
 Target default_target() {
-  const char* env = std::getenv("BODYDOCK_CONTROL_SOCKET");
+  const char* env = std::getenv("BODYDOCK_CONTROL_SOCKET");  // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
   return {env && *env ? env : "/run/bodydock/control.sock", {}};
 }
 
 /// The name dockctl runs as, for the dock's audit log.
 std::string operator_name() {
-  const char* user = std::getenv("SUDO_USER");
-  if (!user || !*user) user = std::getenv("USER");
+  const char* user = std::getenv("SUDO_USER");      // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
+  if (!user || !*user) user = std::getenv("USER");  // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
   if (!user || !*user)
-    if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;
+    if (const passwd* pw = ::getpwuid(::geteuid())) user = pw->pw_name;  // NOLINT(concurrency-mt-unsafe): dockctl runs no other thread here
   return user ? user : "";
 }
 
@@ -658,7 +658,7 @@ int slots_command(std::vector<std::string> args) {
     if (!reason_and_words(args, reason, words, false)) return 2;
     char* end = nullptr;
     const long n = words.size() == 1 ? std::strtol(words[0].c_str(), &end, 10) : 0;
-    if (words.size() != 1 || *end != '\0' || n < 1 || n > 64) {
+    if (end == nullptr || *end != '\0' || n < 1 || n > 64) {  // end is set exactly when there is one word
       std::fputs("dockctl slots power-cycle: name one slot number, as printed on the dock\n", stderr);
       return 2;
     }
@@ -675,7 +675,7 @@ struct ScratchDir {
   std::filesystem::path path;
   ScratchDir() {
     std::string templ = (std::filesystem::temp_directory_path() / "dockctl-conformance-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("cannot make a temporary directory: " + std::string(std::strerror(errno)));
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("cannot make a temporary directory: " + std::generic_category().message(errno));
     path = templ;
   }
   ~ScratchDir() {
@@ -760,7 +760,8 @@ int conformance_command(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"dockctl", "conformance"};
     argv.insert(argv.end(), args.begin(), args.end());
     if (!bodydock::hw::ensure_umockdev_preload(argv)) {
-      std::fprintf(stderr, "dockctl conformance: cannot run again with the USB emulation preload: %s\n", std::strerror(errno));
+      const std::string why = std::generic_category().message(errno);
+      std::fprintf(stderr, "dockctl conformance: cannot run again with the USB emulation preload: %s\n", why.c_str());
       return 1;
     }
   }
@@ -806,7 +807,7 @@ int conformance_command(const std::vector<std::string>& args) {
     cf::UsbTarget target(ioc.get_executor(), usb, device);
     bool present = false;
     bool finished = false;
-    boost::asio::co_spawn(ioc, target.wait_present(std::chrono::seconds(3)), [&](std::exception_ptr e, bool there) {
+    boost::asio::co_spawn(ioc, target.wait_present(std::chrono::seconds(3)), [&](const std::exception_ptr& e, bool there) {
       if (e) std::rethrow_exception(e);
       present = there;
       finished = true;

@@ -17,7 +17,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
-#include <cstring>
+#include <system_error>
 #include <variant>
 
 namespace bodydock::dock {
@@ -153,6 +153,7 @@ EvidenceReport verify_evidence(const fs::path& store, const std::optional<proto:
       const auto v = boost::json::parse(text.str(), ec);
       auto m = ec ? boost::system::result<proto::Manifest>(proto::make_error_code(proto::errc::malformed_frame)) : proto::manifest_from_json(v);
       if (!m) {
+        // NOLINTNEXTLINE(performance-inefficient-string-concatenation): one report line per unreadable manifest
         r.problems.push_back(serial + ": " + name + ": not a readable manifest (" + m.error().message() + ")");
         continue;
       }
@@ -245,7 +246,7 @@ std::uint64_t decrypt_segment(const DecryptRequest& req) {
   }
 
   const int fd = ::open(req.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(req.out.string() + ": cannot create (" + std::strerror(errno) + ")");
+  if (fd < 0) throw std::runtime_error(req.out.string() + ": cannot create (" + std::generic_category().message(errno) + ")");
   std::ifstream seg(req.segment, std::ios::binary);
   proto::Bytes sealed(m->chunk_size);
   proto::Bytes plain(m->chunk_size);
@@ -267,7 +268,7 @@ std::uint64_t decrypt_segment(const DecryptRequest& req) {
       const auto k = ::write(fd, out.data() + done, out.size() - done);
       if (k < 0 && errno == EINTR) continue;
       if (k < 0) {
-        failure = std::string("write failed: ") + std::strerror(errno);
+        failure = std::string("write failed: ") + std::generic_category().message(errno);
         break;
       }
       done += static_cast<std::size_t>(k);
@@ -276,7 +277,7 @@ std::uint64_t decrypt_segment(const DecryptRequest& req) {
   }
   std::fill(key.begin(), key.end(), std::uint8_t{0});
   std::fill(plain.begin(), plain.end(), std::uint8_t{0});
-  if (failure.empty() && ::fsync(fd) != 0) failure = std::string("fsync failed: ") + std::strerror(errno);
+  if (failure.empty() && ::fsync(fd) != 0) failure = std::string("fsync failed: ") + std::generic_category().message(errno);
   ::close(fd);
   if (!failure.empty()) {
     fs::remove(req.out);

@@ -13,7 +13,7 @@ namespace bodydock::dock {
 namespace asio = boost::asio;
 
 hw::LedErrorSink log_led_errors() {
-  return [reported = std::make_shared<std::set<std::string>>()](std::string message) {
+  return [reported = std::make_shared<std::set<std::string>>()](const std::string& message) {
     if (reported->size() < 256 && reported->insert(message).second) log(Level::warning, "slot lights: ", message);
   };
 }

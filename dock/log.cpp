@@ -198,7 +198,7 @@ void Log::set_sink(Sink sink) {
   s.sink = std::move(sink);
 }
 
-void log_if_failed(std::string_view what, std::exception_ptr e) {
+void log_if_failed(std::string_view what, const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);

@@ -88,6 +88,6 @@ void log(Level l, Args&&... args) {
 }
 
 /// Completion for co_spawn: logs what ended a coroutine with an exception, naming it.
-void log_if_failed(std::string_view what, std::exception_ptr e);
+void log_if_failed(std::string_view what, const std::exception_ptr& e);
 
 }  // namespace bodydock::dock

@@ -9,10 +9,10 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <exception>
 #include <string>
+#include <system_error>
 
 namespace bodydock::dock {
 
@@ -37,14 +37,15 @@ std::uint64_t monotonic_usec() {
 
 }  // namespace
 
-SystemdNotifier::SystemdNotifier(asio::any_io_executor ex, HealthCheck healthy) : healthy_(std::move(healthy)), watchdog_timer_(std::move(ex)) {
+SystemdNotifier::SystemdNotifier(const asio::any_io_executor& ex, HealthCheck healthy) : healthy_(std::move(healthy)), watchdog_timer_(ex) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): run_service makes the notifier at start-up, before any thread
   const char* notify_socket = std::getenv("NOTIFY_SOCKET");
   under_systemd_ = notify_socket != nullptr && *notify_socket != '\0';
   if (!under_systemd_) return;
   std::uint64_t usec = 0;
   const int r = ::sd_watchdog_enabled(0, &usec);  // 0 also when WATCHDOG_PID names another process
   if (r < 0) {
-    log(Level::warning, "systemd watchdog: WATCHDOG_USEC/WATCHDOG_PID unreadable (", std::strerror(-r), "); running without it");
+    log(Level::warning, "systemd watchdog: WATCHDOG_USEC/WATCHDOG_PID unreadable (", std::generic_category().message(-r), "); running without it");
   } else if (r > 0 && usec > 0) {
     watchdog_interval_ = std::chrono::microseconds(usec / 2);
   }
@@ -108,7 +109,7 @@ boost::system::error_code SystemdNotifier::send(const std::string& message) {
   }
   if (-r != last_send_error_) {
     const auto what = message.substr(0, message.find('\n'));
-    log(Level::warning, "systemd notify: ", what, " not delivered: ", std::strerror(-r));
+    log(Level::warning, "systemd notify: ", what, " not delivered: ", std::generic_category().message(-r));
   }
   last_send_error_ = -r;
   return {-r, boost::system::system_category()};

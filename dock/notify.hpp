@@ -26,7 +26,7 @@ class SystemdNotifier {
   /// the watchdog (a WATCHDOG_PID naming another process means the watchdog is not ours).
   /// `ex`: the dock's event loop, the one whose stall must stop the pings. `healthy` empty:
   /// the dock counts as healthy while its loop runs.
-  explicit SystemdNotifier(boost::asio::any_io_executor ex, HealthCheck healthy = {});
+  explicit SystemdNotifier(const boost::asio::any_io_executor& ex, HealthCheck healthy = {});
   SystemdNotifier(const SystemdNotifier&) = delete;
   SystemdNotifier& operator=(const SystemdNotifier&) = delete;
 

@@ -17,12 +17,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <system_error>
 #include <variant>
 
 namespace bodydock::pki {
@@ -58,7 +58,7 @@ std::string openssl_error() {
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
-  if (!in) throw PkiError(p.string() + ": cannot read (" + std::strerror(errno) + ")");
+  if (!in) throw PkiError(p.string() + ": cannot read (" + std::generic_category().message(errno) + ")");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -81,7 +81,7 @@ Cert load_cert(const fs::path& p) {
 
 Key load_private_key(const fs::path& p) {
   struct stat st {};
-  if (::stat(p.c_str(), &st) != 0) throw PkiError(p.string() + ": missing (" + std::strerror(errno) + ")");
+  if (::stat(p.c_str(), &st) != 0) throw PkiError(p.string() + ": missing (" + std::generic_category().message(errno) + ")");
   if (st.st_mode & 077) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));

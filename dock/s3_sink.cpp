@@ -15,6 +15,7 @@
 #include <chrono>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
 
 namespace bodydock::dock {
 using namespace boost::asio::experimental::awaitable_operators;
@@ -391,8 +392,10 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, c
     const auto md5 = cur.md5;
     s3::Client::Result r = boost::system::error_code{};
     if (more) {
+      // The spare buffer goes to the next part and spare is left empty, also when this part
+      // fails and the loop ends here.
       auto [sent, prepared] =
-          co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole, std::move(spare)));
+          co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole, std::exchange(spare, {})));
       r = std::move(sent);
       next = std::move(prepared);
     } else {

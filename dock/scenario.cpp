@@ -6,9 +6,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 namespace bodydock::dock {
 
@@ -160,9 +160,11 @@ class ScenarioReader {
       case FaultKind::charger_stuck:
       case FaultKind::replay_auth: break;
     }
-    for (auto&& [key, value] : t)
-      if (std::none_of(keys.begin(), keys.end(), [&](const char* known) { return key.str() == known; }))
-        refuse(value, "camera.fault." + std::string(key.str()), std::string("not a key of fault kind ") + found->name);
+    for (auto&& [key, value] : t) {
+      const auto name = key.str();  // (clang 14 cannot capture a structured binding in a lambda)
+      if (std::none_of(keys.begin(), keys.end(), [&](const char* known) { return name == known; }))
+        refuse(value, "camera.fault." + std::string(name), std::string("not a key of fault kind ") + found->name);
+    }
     auto need = [&](const char* key) -> const toml::node& {
       const auto* n = t.get(key);
       if (!n) throw ScenarioError(where(t) + "camera.fault." + key + " missing: a " + found->name + " fault needs it");
@@ -239,6 +241,7 @@ class ScenarioReader {
         std::string list;
         for (const char* known : keys) list += (list.empty() ? "" : ", ") + std::string(known);
         const auto full = name.empty() ? std::string(k) : name + "." + std::string(k);
+        // NOLINTNEXTLINE(performance-inefficient-string-concatenation): the message of the error refuse() throws
         refuse(value, full, "unknown key" + (name.empty() ? std::string() : " in [" + name + "]") + "; known: " + list);
       }
     }
@@ -286,7 +289,7 @@ class ScenarioReader {
     return static_cast<std::uint64_t>(integer(n, key, 1, static_cast<std::int64_t>(std::max<std::size_t>(c.sizes.size(), 1))));
   }
   std::string one_of(const toml::node& n, std::string_view key, std::initializer_list<const char*> allowed) const {
-    const auto v = string(n, key);
+    auto v = string(n, key);
     std::string list;
     for (const char* a : allowed) {
       if (v == a) return v;
@@ -333,10 +336,10 @@ const char* fault_kind_name(FaultKind k) noexcept {
 
 Scenario load_scenario(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw ScenarioError(file.string() + ": cannot read it: " + std::strerror(errno));
+  if (!in) throw ScenarioError(file.string() + ": cannot read it: " + std::generic_category().message(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) throw ScenarioError(file.string() + ": cannot read it: " + std::strerror(errno));
+  if (in.bad()) throw ScenarioError(file.string() + ": cannot read it: " + std::generic_category().message(errno));
   toml::table doc;
   try {
     doc = hw::parse_toml(text.str(), file.string());

@@ -192,7 +192,7 @@ struct Service {
     lights->stop();
     if (web) web->stop();
     slots->close_all();
-    asio::co_spawn(ioc, drain_and_stop(), [](std::exception_ptr e) { log_if_failed("stop", e); });
+    asio::co_spawn(ioc, drain_and_stop(), [](const std::exception_ptr& e) { log_if_failed("stop", e); });
   }
 };
 
@@ -243,7 +243,7 @@ int run_service(const std::vector<std::string>& args) {
     log(Level::error, "cannot start: ", e.what());
     return 1;
   }
-  auto log_failure = [](const char* what) { return [what](std::exception_ptr e) { log_if_failed(what, e); }; };
+  auto log_failure = [](const char* what) { return [what](const std::exception_ptr& e) { log_if_failed(what, e); }; };
   asio::signal_set signals(svc.ioc, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;

@@ -314,7 +314,8 @@ asio::awaitable<void> Session::check_chain(const std::vector<proto::Manifest>& l
     k.erased = row.state == SegState::erased || row.state == SegState::purged;
     known[row.seq] = k;
   }
-  for (const auto& f : dock::check_chain(listed, known)) {
+  const auto pruned = co_await dock_.pruned_through(serial_);
+  for (const auto& f : dock::check_chain(listed, known, pruned)) {
     log(Level::error, tag_, " seg ", f.seq, ": hash chain broken: ", f.what);
     status_.detail = cat("chain broken: ", f.what);
     attention_ = true;

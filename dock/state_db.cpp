@@ -133,6 +133,16 @@ CREATE TABLE dock_run(
   stopped_ms INTEGER
 );
 )sql",
+    // Rows of segments erased and purged long ago are pruned (StateDb::prune_purged), so the
+    // database stays the same size over years of shifts. What stays of them per camera is the
+    // highest seq pruned: a camera listing one of those again is still caught as a replay.
+    R"sql(
+CREATE TABLE pruned(
+  serial TEXT PRIMARY KEY,
+  through_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX segments_by_recording ON segments(serial, recording_id);
+)sql",
 };
 
 std::int64_t now_ms() {
@@ -479,6 +489,44 @@ bool StateDb::keep_quarantined(const std::string& serial, std::uint64_t seq, std
     rollback();
     throw;
   }
+}
+
+std::size_t StateDb::prune_purged(std::chrono::milliseconds older_than) {
+  // Prunable: purged before the cutoff; not the camera's newest segment (the next docking's
+  // chain links to it); of a recording whose every segment is purged and whose complete-marker
+  // is in storage (a marker lists its recording's rows).
+  static constexpr const char* kPrunable = R"sql(
+    SELECT serial, seq FROM segments s
+    WHERE state='PURGED' AND updated_ms < ?1
+      AND seq < (SELECT MAX(n.seq) FROM segments n WHERE n.serial = s.serial)
+      AND NOT EXISTS (SELECT 1 FROM segments r WHERE r.serial = s.serial AND r.recording_id = s.recording_id AND r.state != 'PURGED')
+      AND NOT EXISTS (SELECT 1 FROM pending_markers p WHERE p.serial = s.serial AND p.recording_id = s.recording_id))sql";
+  exec("BEGIN IMMEDIATE");
+  try {
+    exec("CREATE TEMP TABLE IF NOT EXISTS prune_set(serial TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(serial, seq)) WITHOUT ROWID");
+    exec("DELETE FROM prune_set");
+    Stmt pick(db_, (std::string("INSERT INTO prune_set(serial, seq) ") + kPrunable).c_str());
+    pick.bind(1, now_ms() - older_than.count()).step();
+    const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
+    if (n > 0) {
+      exec("INSERT INTO pruned(serial, through_seq) SELECT serial, MAX(seq) FROM prune_set WHERE true GROUP BY serial "
+           "ON CONFLICT(serial) DO UPDATE SET through_seq = MAX(through_seq, excluded.through_seq)");
+      exec("DELETE FROM history WHERE (serial, seq) IN (SELECT serial, seq FROM prune_set)");
+      exec("DELETE FROM segments WHERE (serial, seq) IN (SELECT serial, seq FROM prune_set)");
+      exec("DELETE FROM prune_set");
+    }
+    exec("COMMIT");
+    return n;
+  } catch (...) {
+    rollback();
+    throw;
+  }
+}
+
+std::uint64_t StateDb::pruned_through(const std::string& serial) {
+  Stmt s(db_, "SELECT through_seq FROM pruned WHERE serial=?1");
+  s.bind(1, serial);
+  return s.step() ? static_cast<std::uint64_t>(s.i64(0)) : 0;
 }
 
 QueueView StateDb::queue_view() {

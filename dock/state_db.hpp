@@ -7,6 +7,7 @@
 #include "dock/upload_journal.hpp"
 #include "proto/manifest.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -139,6 +140,15 @@ class StateDb {
   std::optional<Run> begin_run();
   /// The current run stops in order.
   void end_run();
+
+  /// Deletes the rows (and history) of segments purged more than `older_than` ago, except each
+  /// camera's newest segment and recordings not wholly purged or whose complete-marker is not
+  /// yet stored; remembers per camera the highest seq pruned. The audit log keeps their story.
+  /// Returns the rows pruned.
+  std::size_t prune_purged(std::chrono::milliseconds older_than);
+  /// The highest seq of `serial` pruned so far (0: none). Every seq up to it was erased at this
+  /// dock's request or came before one that was.
+  std::uint64_t pruned_through(const std::string& serial);
 
   /// A recording's segments (one camera), by sequence number.
   std::vector<SegmentRow> recording_segments(const std::string& serial, const std::string& recording_id);

@@ -133,18 +133,36 @@ void CameraDevice::record_segments() {
   if (spec_.chunk_size < proto::kMinChunkSize || spec_.chunk_size > proto::kMaxChunkSize)
     throw std::invalid_argument("chunk size out of range");
   if (!spec_.segment_sizes.empty()) spec_.segments = static_cast<std::uint32_t>(spec_.segment_sizes.size());
-  auto plain_bytes = [this](std::uint64_t seq) { return spec_.segment_sizes.empty() ? spec_.segment_bytes : spec_.segment_sizes.at(seq - 1); };
   for (std::uint64_t seq = 1; seq <= spec_.segments; ++seq) {
-    const auto bytes = plain_bytes(seq);
+    const auto bytes = spec_.segment_sizes.empty() ? spec_.segment_bytes : spec_.segment_sizes.at(seq - 1);
     if (bytes == 0 || (proto::ciphertext_size(bytes, spec_.chunk_size) + spec_.chunk_size - 1) / spec_.chunk_size > proto::kMaxChunks)
       throw std::invalid_argument("segment size out of range for the chunk size");
   }
   if (!spec_.priority_segments.empty() && (*spec_.priority_segments.begin() == 0 || *spec_.priority_segments.rbegin() > spec_.segments))
     throw std::invalid_argument("a priority segment the camera does not record");
-  MetaRng rng(content_key(spec_.seed, spec_.serial, 0));
-  // Shifts start about 7 hours before "now" in emulated time; incidents every few minutes.
-  std::int64_t t = 1'795'000'000'000 + static_cast<std::int64_t>(rng.below(3'600'000));
-  proto::Digest prev{};
+  record(1, spec_.segments);
+}
+
+void CameraDevice::record_shift(std::uint32_t segments) {
+  if (segments == 0) throw std::invalid_argument("a shift records at least one segment");
+  record(manifests_.empty() ? 1 : manifests_.back().seq + 1, segments);
+  if (dir_) save();
+  start();  // the device library serves the new manifests from the next docking on
+}
+
+void CameraDevice::record(std::uint64_t first_seq, std::uint32_t count) {
+  auto plain_bytes = [this](std::uint64_t seq) {
+    return spec_.segment_sizes.empty() ? spec_.segment_bytes : spec_.segment_sizes.at((seq - 1) % spec_.segment_sizes.size());
+  };
+  // The first shift's metadata depends on the seed alone (persisted cameras and tests rely on
+  // it); a later one on the seed and where it starts.
+  MetaRng rng(content_key(spec_.seed, spec_.serial, first_seq == 1 ? 0 : first_seq));
+  // Shifts start about 7 hours before "now" in emulated time, a later one half a day after the
+  // last recording; incidents every few minutes.
+  std::int64_t t = manifests_.empty() ? 1'795'000'000'000 + static_cast<std::int64_t>(rng.below(3'600'000))
+                                      : manifests_.back().end_utc_ms + std::int64_t{12} * 3'600'000;
+  // Chained to the last segment ever recorded, erased or not: one chain over the camera's life.
+  proto::Digest prev = manifests_.empty() ? proto::Digest{} : proto::manifest_hash(manifests_.back());
   std::uint16_t index = 0;
   std::uint64_t left_in_recording = 0;
   std::string recording_id;
@@ -152,7 +170,7 @@ void CameraDevice::record_segments() {
   std::vector<std::uint8_t> buf(spec_.chunk_size);
   proto::Sha256 whole;
   proto::Sha256 chunk_hash;
-  for (std::uint64_t seq = 1; seq <= spec_.segments; ++seq) {
+  for (std::uint64_t seq = first_seq; seq < first_seq + count; ++seq) {
     proto::Manifest m;
     const bool first = left_in_recording == 0;
     if (first) {

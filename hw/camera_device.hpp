@@ -94,6 +94,11 @@ class CameraDevice {
   /// saves. Erasures are persisted (fsync) before ERASE_OK, like a camera's flash.
   static CameraDevice open_persistent(CameraSpec spec, const std::filesystem::path& dir);
 
+  /// The next shift, recorded while undocked: `segments` more segments after the last one,
+  /// chained to it, of spec().segment_bytes each (segment_sizes, when given, taken in turn).
+  /// Persisted like the first. Never while a docking runs: the device restarts.
+  void record_shift(std::uint32_t segments);
+
   /// Bytes of one OUT transfer in, bytes for the IN endpoint out.
   proto::Bytes handle(proto::ByteView out_transfer);
   /// A new docking: the device forgets the handshake and any half-parsed frame.
@@ -142,6 +147,7 @@ class CameraDevice {
 
   CameraDevice(CameraSpec spec, std::vector<proto::Manifest> manifests, std::filesystem::path dir);
   void record_segments();
+  void record(std::uint64_t first_seq, std::uint32_t count);
   /// Encodes and hashes every manifest once (LIST serves the bytes, ERASE checks the hash) and
   /// starts the device library.
   void start();

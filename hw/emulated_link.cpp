@@ -13,7 +13,7 @@ using boost::system::error_code;
 using usb::link_errc;
 
 EmulatedLink::EmulatedLink(boost::asio::any_io_executor ex, CameraDevice& device, std::string where, LinkFaults faults)
-    : ex_(ex), device_(device), where_(std::move(where)), faults_(faults), arrived_(ex) {
+    : ex_(std::move(ex)), device_(device), where_(std::move(where)), faults_(faults), arrived_(ex_) {
   device_.reset_session();
 }
 

@@ -173,7 +173,7 @@ std::string_view active_trigger(std::string_view triggers) {
 
 SysfsLeds::SysfsLeds(std::map<unsigned, SysfsSlotLeds> slots, LedErrorSink on_error, std::filesystem::path root)
     : on_error_(std::move(on_error)), root_(std::move(root)) {
-  for (auto& [slot, leds] : slots) slots_.emplace(slot, Slot{std::move(leds), std::nullopt, false});
+  for (auto& entry : slots) slots_.emplace(entry.first, Slot{std::move(entry.second), std::nullopt, false});
 }
 
 std::string SysfsLeds::describe() const {
@@ -275,7 +275,7 @@ bool SysfsLeds::drive_multicolour(unsigned slot, const std::string& led, const L
 
 // --- GPIO lines -----------------------------------------------------------------------------
 
-GpiodOutput::GpiodOutput(std::string chip, std::map<unsigned, GpioSlotLines> slots, bool active_low, LedErrorSink on_error)
+GpiodOutput::GpiodOutput(std::string chip, const std::map<unsigned, GpioSlotLines>& slots, bool active_low, LedErrorSink on_error)
     : chip_name_(std::move(chip)), active_low_(active_low), on_error_(std::move(on_error)) {
   for (auto& [slot, offsets] : slots) slots_.emplace(slot, Slot{offsets, {}, false});
 }
@@ -392,7 +392,12 @@ GpioLeds::~GpioLeds() {
   for (auto& [slot, s] : slots_) {
     ++s->generation;
     s->output = nullptr;
-    s->timer.cancel();
+    try {
+      s->timer.cancel();
+    } catch (...) {
+      // A destructor must not throw; cancel() throws only when the reactor is broken, and the
+      // blink loop stops anyway: its generation moved on and it has no output left.
+    }
   }
 }
 
@@ -417,7 +422,7 @@ void GpioLeds::show(unsigned slot, const LedPattern& p) {
   const auto start = std::chrono::steady_clock::now();
   s->confirmed = set_lines(*s, p, true);
   if (!p.blinking()) return;
-  asio::co_spawn(executor_, blink(s, s->generation, start), [sink = on_error_, slot](std::exception_ptr e) {
+  asio::co_spawn(executor_, blink(s, s->generation, start), [sink = on_error_, slot](const std::exception_ptr& e) {
     if (!e || !sink) return;
     try {
       std::rethrow_exception(e);

@@ -190,7 +190,7 @@ class GpioOutput {
 /// A failure is reported once until it changes or clears.
 class GpiodOutput final : public GpioOutput {
  public:
-  GpiodOutput(std::string chip, std::map<unsigned, GpioSlotLines> slots, bool active_low, LedErrorSink on_error);
+  GpiodOutput(std::string chip, const std::map<unsigned, GpioSlotLines>& slots, bool active_low, LedErrorSink on_error);
   ~GpiodOutput() override;
   GpiodOutput(const GpiodOutput&) = delete;
   GpiodOutput& operator=(const GpiodOutput&) = delete;

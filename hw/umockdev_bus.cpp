@@ -22,16 +22,19 @@
 namespace bodydock::hw {
 
 bool ensure_umockdev_preload(const std::vector<std::string>& argv) {
-  const char* preload = std::getenv("LD_PRELOAD");
+  const char* preload = std::getenv("LD_PRELOAD");  // NOLINT(concurrency-mt-unsafe): at start-up, before any thread
   if (preload && std::string(preload).find("libumockdev-preload") != std::string::npos) return true;
   std::string value = "libumockdev-preload.so.0";
   if (preload && *preload) value += std::string(":") + preload;
-  ::setenv("LD_PRELOAD", value.c_str(), 1);
+  ::setenv("LD_PRELOAD", value.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): at start-up, before any thread
   // In sanitizer builds the preload library comes before the ASan runtime; tell ASan that is fine.
-  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
+  const char* asan_options = std::getenv("ASAN_OPTIONS");  // NOLINT(concurrency-mt-unsafe): at start-up, before any thread
+  const std::string asan = asan_options ? asan_options : "";
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): at start-up, before any thread
   ::setenv("ASAN_OPTIONS", (asan.empty() ? "" : asan + ":").append("verify_asan_link_order=0").c_str(), 1);
   std::vector<std::string> args = argv;
   std::vector<char*> c_argv;
+  c_argv.reserve(args.size() + 1);
   for (auto& a : args) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
   ::execv("/proc/self/exe", c_argv.data());
@@ -183,6 +186,7 @@ usbdevfs_urb* urb_of(UMockdevIoctlData* d) { return reinterpret_cast<usbdevfs_ur
 bool client_in_this_process(const UMockdevIoctlData* urb) {
   std::array<std::uint8_t, sizeof(usbdevfs_urb)> here{};
   iovec local{here.data(), here.size()};
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): client_addr is the URB's address as the client passed it; it only goes to process_vm_readv
   iovec remote{reinterpret_cast<void*>(urb->client_addr), here.size()};
   if (::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(here.size())) return false;
   return std::memcmp(here.data(), urb->data, here.size()) == 0;
@@ -475,6 +479,10 @@ void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity i
   if (slot && !slot->removed) throw std::logic_error("port already in use");
   if (slot) {
     umockdev_testbed_remove_device(impl_->testbed, slot->syspath.c_str());
+    // The old device node's ioctl socket goes with it (every plug makes a node of its own);
+    // left attached, each docking would keep a socket open for the life of the process.
+    GError* detach_err = nullptr;
+    if (!umockdev_testbed_detach_ioctl(impl_->testbed, slot->devnode.c_str(), &detach_err)) g_clear_error(&detach_err);
     std::lock_guard lock(slot->m);
     for (auto& u : slot->in_urbs) g_object_unref(u.data);
     for (auto& u : slot->done) g_object_unref(u.data);

@@ -23,7 +23,8 @@ namespace bodydock::hw {
 /// The emulated bus replaces sysfs and /dev for libusb, so libumockdev-preload must be in the
 /// process from its very start. Returns true when it is; otherwise runs /proc/self/exe again
 /// with `argv` (argv[0] first) and the preload added to LD_PRELOAD, and returns false only when
-/// that failed (errno tells why).
+/// that failed (errno tells why). Call it first thing, before any thread: it sets the
+/// environment.
 bool ensure_umockdev_preload(const std::vector<std::string>& argv);
 
 struct UsbIdentity {

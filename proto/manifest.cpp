@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 
 #include <cctype>
-#include <cstdio>
+#include <charconv>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -164,10 +164,10 @@ boost::system::result<Manifest> manifest_from_json(const boost::json::value& v) 
       const auto text = str(k);
       if (text.size() % 2 != 0) return false;
       for (std::size_t i = 0; i < text.size(); i += 2) {
+        if (!std::isxdigit(static_cast<unsigned char>(text[i])) || !std::isxdigit(static_cast<unsigned char>(text[i + 1]))) return false;
         unsigned byte = 0;
-        if (!std::isxdigit(static_cast<unsigned char>(text[i])) || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
-            std::sscanf(text.c_str() + i, "%2x", &byte) != 1)
-          return false;
+        const auto [end, ec] = std::from_chars(text.data() + i, text.data() + i + 2, byte, 16);
+        if (ec != std::errc() || end != text.data() + i + 2) return false;
         out.push_back(static_cast<std::uint8_t>(byte));
       }
       return true;

@@ -86,7 +86,7 @@ boost::system::result<Status> decode_status(ByteView in) {
   m.segment_count = r.u32();
   if (r.ok() && (m.battery_pct > 100 || charging > 1 || m.storage_used > m.storage_total)) return make_error_code(errc::bad_request);
   m.charging = charging == 1;
-  return done(r, std::move(m));
+  return done(r, m);
 }
 
 Bytes encode(const SetTime& m) {

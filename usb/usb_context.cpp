@@ -45,9 +45,10 @@ std::string port_path(libusb_device* dev) {
 
 /// One libusb pollfd. The descriptor is released (never closed: libusb owns the fd).
 struct UsbContext::Watch {
-  Watch(asio::any_io_executor ex, int fd_, short events_) : fd(fd_), events(events_), sd(ex, fd_) {}
+  Watch(const asio::any_io_executor& ex, int fd_, short events_) : fd(fd_), events(events_), sd(ex, fd_) {}
   ~Watch() {
-    sd.cancel();
+    boost::system::error_code ignored;  // a destructor must not throw; the fd is released anyway
+    sd.cancel(ignored);
     sd.release();
   }
   int fd;

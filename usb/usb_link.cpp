@@ -80,7 +80,7 @@ boost::system::result<CameraInterface> match_camera(libusb_device* dev, const Ca
   return found;
 }
 
-boost::system::result<std::unique_ptr<UsbCameraLink>> UsbCameraLink::open(asio::any_io_executor ex, libusb_device* dev,
+boost::system::result<std::unique_ptr<UsbCameraLink>> UsbCameraLink::open(const asio::any_io_executor& ex, libusb_device* dev,
                                                                             const CameraInterface& iface, UsbLinkOptions options,
                                                                             std::string where) {
   libusb_device_handle* h = nullptr;
@@ -90,7 +90,7 @@ boost::system::result<std::unique_ptr<UsbCameraLink>> UsbCameraLink::open(asio::
     libusb_close(h);
     return libusb_error_code(rc);
   }
-  std::unique_ptr<UsbCameraLink> link(new UsbCameraLink(std::move(ex), h, iface, options, std::move(where)));
+  std::unique_ptr<UsbCameraLink> link(new UsbCameraLink(ex, h, iface, options, std::move(where)));
   if (auto ec = link->refill()) {
     link->closed_ = true;
     return ec;  // nothing was submitted, or the destructor handles what was
@@ -98,7 +98,7 @@ boost::system::result<std::unique_ptr<UsbCameraLink>> UsbCameraLink::open(asio::
   return link;
 }
 
-UsbCameraLink::UsbCameraLink(asio::any_io_executor ex, libusb_device_handle* handle, CameraInterface iface, UsbLinkOptions options,
+UsbCameraLink::UsbCameraLink(const asio::any_io_executor& ex, libusb_device_handle* handle, CameraInterface iface, UsbLinkOptions options,
                              std::string where)
     : handle_(handle), iface_(iface), options_(options), where_(std::move(where)), changed_(ex) {
   options_.in_flight = std::max(1u, options_.in_flight);

@@ -38,14 +38,14 @@ struct CameraInterface {
 boost::system::result<CameraInterface> match_camera(libusb_device* dev, const CameraMatch& match, std::string& why_not);
 
 struct UsbLinkOptions {
-  std::size_t transfer_size = 256 * 1024;  ///< bytes per IN transfer
-  unsigned in_flight = 4;                  ///< IN transfers kept submitted
+  std::size_t transfer_size = std::size_t{256} * 1024;  ///< bytes per IN transfer
+  unsigned in_flight = 4;                               ///< IN transfers kept submitted
 };
 
 class UsbCameraLink final : public CameraLink {
  public:
   /// Opens the device and claims the interface.
-  static boost::system::result<std::unique_ptr<UsbCameraLink>> open(boost::asio::any_io_executor ex, libusb_device* dev,
+  static boost::system::result<std::unique_ptr<UsbCameraLink>> open(const boost::asio::any_io_executor& ex, libusb_device* dev,
                                                                      const CameraInterface& iface, UsbLinkOptions options,
                                                                      std::string where);
   ~UsbCameraLink() override;
@@ -63,7 +63,7 @@ class UsbCameraLink final : public CameraLink {
 
  private:
   struct Transfer;
-  UsbCameraLink(boost::asio::any_io_executor ex, libusb_device_handle* handle, CameraInterface iface, UsbLinkOptions options,
+  UsbCameraLink(const boost::asio::any_io_executor& ex, libusb_device_handle* handle, CameraInterface iface, UsbLinkOptions options,
                 std::string where);
   static void on_complete(libusb_transfer* t);
   boost::system::error_code submit(Transfer& t);

@@ -213,7 +213,7 @@ asio::awaitable<boost::system::error_code> connect(beast::tcp_stream& stream, co
   co_return ec;
 }
 
-constexpr std::size_t kWriteSlice = 128 * 1024;
+constexpr std::size_t kWriteSlice = std::size_t{128} * 1024;
 
 /// One request and its response on a connected stream (plain or TLS).
 template <typename Stream>

@@ -247,6 +247,7 @@ AccountStore AccountStore::load(const std::filesystem::path& file) {
     const auto bare = trim(line);
     if (bare.empty() || bare.starts_with('#')) continue;
     // The line itself is never quoted back: it may hold a hash, or a password pasted by mistake.
+    // NOLINTNEXTLINE(performance-inefficient-string-concatenation): the message of the error that ends the read
     const auto bad = [&](const std::string& what) { return std::runtime_error(where + ", line " + std::to_string(line_no) + ": " + what); };
     const auto c1 = line.find(':');
     const auto c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);

@@ -153,7 +153,7 @@ struct WebServer::Impl {
         continue;
       }
       ++count;
-      asio::co_spawn(ioc, connection(std::move(socket), live), [&count, live](std::exception_ptr e) {
+      asio::co_spawn(ioc, connection(std::move(socket), live), [&count, live](const std::exception_ptr& e) {
         if (*live) --count;
         log_if_failed("web page: connection", e);
       });
@@ -580,20 +580,25 @@ void WebServer::open_control_socket() {
 }
 
 WebServer::~WebServer() {
-  stop();
   *impl_->alive = false;
-  impl_->kdf_pool.join();
+  try {
+    stop();
+    impl_->kdf_pool.join();
+  } catch (...) {
+    // A destructor must not throw. Only a broken reactor or thread can make the timer cancel
+    // in stop() or the join throw; there is nothing left to do about it here.
+  }
 }
 
 void WebServer::start() {
   auto live = impl_->alive;
   if (impl_->acceptor.is_open())
-    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->acceptor, live), [](std::exception_ptr e) { log_if_failed("web page", e); });
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->acceptor, live), [](const std::exception_ptr& e) { log_if_failed("web page", e); });
   if (impl_->control.is_open()) {
-    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->control, live), [](std::exception_ptr e) { log_if_failed("control socket", e); });
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(impl_->control, live), [](const std::exception_ptr& e) { log_if_failed("control socket", e); });
     log(Level::notice, "control socket for dockctl at ", impl_->opts.control_socket.string());
   }
-  asio::co_spawn(impl_->ioc, impl_->pusher(live), [](std::exception_ptr e) { log_if_failed("web page: live updates", e); });
+  asio::co_spawn(impl_->ioc, impl_->pusher(live), [](const std::exception_ptr& e) { log_if_failed("web page: live updates", e); });
   if (impl_->acceptor.is_open())
     log(Level::notice, "web page on ", url(), impl_->accounts.empty() ? " (no accounts: admin actions unavailable)" : "");
 }

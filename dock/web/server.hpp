@@ -55,8 +55,8 @@ struct WebOptions {
   std::size_t max_connections = 64;
   std::size_t max_control_connections = 8;  ///< on the control socket, counted apart
   std::size_t max_event_streams = 16;
-  std::size_t max_body_bytes = 16 * 1024;
-  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = std::size_t{16} * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;
   /// A request (headers and body) must arrive whole within this; then the connection is closed.
   std::chrono::milliseconds request_timeout{10000};
   /// A kept-alive connection with no new request this long is closed.

@@ -59,7 +59,8 @@ std::string render_status_text(const json::object& st, bool ansi, std::size_t ev
       const auto& led = at(s, "led").is_object() ? at(s, "led").as_object() : json::object();
       const auto colour = text(at(led, "colour"));
       const auto pattern = text(at(led, "pattern"));
-      const std::string led_text = colour + (pattern == "off" || pattern.empty() ? "" : " " + pattern);
+      std::string led_text = colour;
+      if (pattern != "off" && !pattern.empty()) led_text.append(" ").append(pattern);
       const auto state = text(at(s, "state"));
       const double total = number(at(s, "bytes_total")), done = number(at(s, "bytes_done"));
       const bool safe = state == "done" || state == "charging";

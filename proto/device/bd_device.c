@@ -571,7 +571,7 @@ static void serve_read(bd_device* dev, uint32_t id, reader* r) {
      gets an ERROR instead of a DATA frame of zeros. Replies start with an empty buffer. */
   piece = BD_DEVICE_OUT_CHUNK - 2u * BD_HEADER_SIZE;
   if (piece > n) piece = n;
-  if (!cb->read_segment(cb->user, seq, base, dev->out + 2u * BD_HEADER_SIZE, piece)) {
+  if (!cb->read_segment(cb->user, seq, base, dev->out + (size_t)2u * BD_HEADER_SIZE, piece)) {
     ++dev->stats.storage_read_failures;
     reply_error(dev, id, BD_ERRC_INTERNAL, "cannot read segment");
     return;
@@ -588,7 +588,7 @@ static void serve_read(bd_device* dev, uint32_t id, reader* r) {
     put_le(dev->out + BD_HEADER_SIZE, seq, 8);
     put_le(dev->out + BD_HEADER_SIZE + 8, offset, 8);
   }
-  dev->out_len = (uint16_t)(2u * BD_HEADER_SIZE + piece);
+  dev->out_len = (uint16_t)((size_t)2u * BD_HEADER_SIZE + piece);
   done = (uint32_t)piece;
   while (done < n) {
     out_flush(dev);

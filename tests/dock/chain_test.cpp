@@ -81,6 +81,16 @@ BOOST_AUTO_TEST_CASE(a_replayed_segment_is_named) {
                     "segment 2 was erased on this dock's request and is listed again (replayed)");
 }
 
+BOOST_AUTO_TEST_CASE(a_replayed_segment_whose_row_was_pruned_is_still_named) {
+  const auto c = make_chain(7);
+  // Segments 1..5 were erased here; the rows of 1..3 were pruned since (through 3).
+  const std::vector<proto::Manifest> kept = {c[3], c[4]};
+  BOOST_CHECK_EQUAL(only(dock::check_chain({c[1]}, known(kept, true), 3)),
+                    "segment 2 is at or before segment 3, which was erased on this dock's request long ago, and is listed again (replayed)");
+  // The next shift links to the newest row kept: nothing to report.
+  BOOST_CHECK(dock::check_chain({c[5], c[6]}, known(kept, true), 3).empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_duplicated_segment_is_named) {
   auto c = make_chain(3);
   // Segment 3 carries segment 2's content again under its own number.

@@ -7,7 +7,10 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <set>
+#include <thread>
 #include <vector>
 
 using namespace bodydock;
@@ -45,11 +48,11 @@ BOOST_AUTO_TEST_CASE(migrations_run_once_and_survive_reopen) {
   test::TempDir dir;
   {
     dock::StateDb db(dir / "s.sqlite");
-    BOOST_CHECK_EQUAL(db.schema_version(), 9);
+    BOOST_CHECK_EQUAL(db.schema_version(), 10);
     BOOST_CHECK(db.add_listed(manifest(1)) == dock::ListedResult::inserted);
   }
   dock::StateDb db(dir / "s.sqlite");
-  BOOST_CHECK_EQUAL(db.schema_version(), 9);
+  BOOST_CHECK_EQUAL(db.schema_version(), 10);
   BOOST_REQUIRE(db.get("BC-0200", 1));
   BOOST_CHECK(db.get("BC-0200", 1)->state == SegState::listed);
 }
@@ -190,6 +193,44 @@ BOOST_AUTO_TEST_CASE(upload_journal_survives_reopen_and_forgets_ended_uploads) {
   BOOST_CHECK(!db.find_upload("a/1.seg"));
   BOOST_REQUIRE_EQUAL(db.uploads().size(), 1u);
   BOOST_CHECK_EQUAL(db.uploads().front().second, "id-2");
+}
+
+BOOST_AUTO_TEST_CASE(purged_rows_leave_but_the_newest_and_unfinished_recordings_stay) {
+  test::TempDir dir;
+  dock::StateDb db(dir / "s.sqlite");
+  const auto ms = recorded(8);
+  const std::string serial = ms.front().camera_serial;
+  for (const auto& m : ms) BOOST_REQUIRE(db.add_listed(m) == dock::ListedResult::inserted);
+  // Everything but the last recording's last segment erased and purged.
+  for (std::size_t i = 0; i + 1 < ms.size(); ++i) BOOST_REQUIRE(db.transition(serial, ms[i].seq, states(SegState::listed), SegState::purged, {}, "test"));
+  // The first recording's complete-marker is not in storage yet.
+  BOOST_REQUIRE(db.note_if_recording_complete(serial, ms.front().recording_id));
+  BOOST_CHECK_EQUAL(db.prune_purged(std::chrono::hours(1)), 0u);  // nothing purged that long ago
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::set<std::uint64_t> expect_kept;
+  for (const auto& m : ms)
+    if (m.recording_id == ms.front().recording_id || m.recording_id == ms.back().recording_id) expect_kept.insert(m.seq);
+  const auto pruned = db.prune_purged(std::chrono::milliseconds(0));
+  BOOST_CHECK_EQUAL(pruned, ms.size() - expect_kept.size());
+  BOOST_REQUIRE_GT(pruned, 0u);  // the camera's chain has recordings between the first and the last
+  std::uint64_t through = 0;
+  for (const auto& m : ms) {
+    const bool kept = expect_kept.contains(m.seq);
+    BOOST_CHECK_MESSAGE(db.get(serial, m.seq).has_value() == kept, "seq " << m.seq << (kept ? " pruned" : " kept"));
+    BOOST_CHECK_EQUAL(db.history(serial, m.seq).empty(), !kept);
+    if (!kept) through = std::max(through, m.seq);
+  }
+  BOOST_CHECK_EQUAL(db.pruned_through(serial), through);
+  BOOST_CHECK_EQUAL(db.pruned_through("BC-OTHER"), 0u);
+  // Once the marker is stored, its recording goes too; the camera's newest row never does.
+  db.marker_stored(serial, ms.front().recording_id);
+  BOOST_REQUIRE(db.transition(serial, ms.back().seq, states(SegState::listed), SegState::purged, {}, "test"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  db.prune_purged(std::chrono::milliseconds(0));
+  const auto left = seqs(db.camera_segments(serial));
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  BOOST_CHECK_EQUAL(left.front(), ms.back().seq);
+  BOOST_CHECK_EQUAL(db.pruned_through(serial), ms.back().seq - 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
