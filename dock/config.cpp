@@ -59,10 +59,12 @@ class Reader {
   const toml::table* section(const toml::table& doc, const char* name) { return doc.get_as<toml::table>(name); }
 
   void read_dock(const toml::table& t) {
-    only(t, "dock", {"state_dir", "trust_dir", "log_level", "log_format", "control_socket"});
+    only(t, "dock", {"state_dir", "trust_dir", "log_level", "log_format", "control_socket", "purged_retention_days"});
     if (auto* n = t.get("control_socket")) c_.control_socket = string(*n, "dock.control_socket");  // "": none
     if (auto* n = t.get("state_dir")) c_.state_dir = path(*n, "dock.state_dir");
     if (auto* n = t.get("trust_dir")) c_.trust_dir = path(*n, "dock.trust_dir");
+    if (auto* n = t.get("purged_retention_days"))
+      c_.purged_retention_days = static_cast<unsigned>(integer(*n, "dock.purged_retention_days", 0, 3650));
     if (auto* n = t.get("log_level")) c_.log_level = one_of(*n, "dock.log_level", {"error", "warning", "notice", "info", "debug"});
     if (auto* n = t.get("log_format")) c_.log_format = one_of(*n, "dock.log_format", {"journal", "json"});
   }

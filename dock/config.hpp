@@ -38,6 +38,10 @@ struct Config {
   /// dockctl's way in (dock/web/server.hpp): a Unix socket, 0660, in a directory only root and
   /// the service group may enter. Empty: none.
   std::filesystem::path control_socket = "/run/bodydock/control.sock";
+  /// How long the state database keeps the rows of segments that are stored and erased from
+  /// their camera (each camera's newest stays as the anchor of its chain). The audit log keeps
+  /// their history either way.
+  unsigned purged_retention_days = 30;
   // [board]
   struct Slot {
     unsigned slot = 0;

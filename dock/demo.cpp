@@ -32,8 +32,14 @@
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+// libasan's allocator statistics (declared in LLVM's sanitizer/allocator_interface.h, which g++
+// does not ship).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -262,6 +268,17 @@ std::uint64_t bytes_under(const std::filesystem::path& dir) {
 
 /// What this process and its state directory hold once every camera of a shift is done: the
 /// figures a soak run (tests/soak/run) follows from shift to shift. One line, `soak:` first.
+/// Bytes the allocator has handed out and not got back: what the process holds, without the
+/// allocator's own caches (and, in the test build, ASan's quarantine of freed blocks).
+std::uint64_t live_heap_bytes() {
+#if defined(__SANITIZE_ADDRESS__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  const auto mi = ::mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+#endif
+}
+
 void log_footprint(const DemoRun& run) {
   std::uint64_t rss_kib = 0;
   std::ifstream status("/proc/self/status");
@@ -277,7 +294,8 @@ void log_footprint(const DemoRun& run) {
     if (!ec) db += size;
   }
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - run.shift_began;
-  log(Level::notice, "soak: shift ", run.shift, " of ", run.shifts, " done in ", took.count(), " s: rss ", rss_kib, " KiB, fds ", fds,
+  log(Level::notice, "soak: shift ", run.shift, " of ", run.shifts, " done in ", took.count(), " s: rss ", rss_kib, " KiB, heap ", live_heap_bytes() >> 10,
+      " KiB, fds ", fds,
       ", state db ", db, " B, spool ", bytes_under(dir / "spool"), " B, audit log ", bytes_under(dir / "audit"), " B");
 }
 

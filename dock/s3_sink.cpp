@@ -394,8 +394,9 @@ boost::asio::awaitable<Result> S3Sink::store_multipart(const SpoolFile& spool, c
     if (more) {
       // The spare buffer goes to the next part and spare is left empty, also when this part
       // fails and the loop ends here.
-      auto [sent, prepared] =
-          co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole, std::exchange(spare, {})));
+      // A named local, not a temporary, goes into the coroutine (see blocking.hpp).
+      std::string reuse = std::exchange(spare, {});
+      auto [sent, prepared] = co_await (send_part(key, upload_id, number, cur) && prepare_part(spool_file, m.size, number, whole, std::move(reuse)));
       r = std::move(sent);
       next = std::move(prepared);
     } else {

@@ -72,6 +72,7 @@ struct Service {
     dc.upload_hold_probe = cfg.upload_hold_probe;
     dc.spool_limit_bytes = cfg.spool_limit_mib << 20;
     dc.spool_reserve_bytes = cfg.spool_reserve_mib << 20;
+    dc.purged_retention = std::chrono::hours(24) * cfg.purged_retention_days;
     sink_pool = std::make_unique<asio::thread_pool>(2);
     if (cfg.store.starts_with("s3://")) {
       auto endpoint = s3::Endpoint::parse(cfg.s3_endpoint, cfg.s3_region);
@@ -136,6 +137,7 @@ struct Service {
           changed.emplace_back("[storage]");
         if (fresh.web_listen != cfg.web_listen || fresh.web_tls != cfg.web_tls) changed.emplace_back("[web]");
         if (fresh.control_socket != cfg.control_socket) changed.emplace_back("dock.control_socket");
+        if (fresh.purged_retention_days != cfg.purged_retention_days) changed.emplace_back("dock.purged_retention_days");
         if (fresh.slots.size() != cfg.slots.size()) changed.emplace_back("[board]");
         return changed;
       }();

@@ -18,8 +18,8 @@ UsbSlots::UsbSlots(Dock& dock, usb::UsbContext& usb, std::map<std::string, unsig
     : dock_(dock), usb_(usb), slot_of_port_(std::move(slot_of_port)), match_(std::move(match)), link_options_(link_options) {}
 
 void UsbSlots::start() {
-  usb_.start_hotplug([this](usb::DeviceRef dev, bool arrived) { on_hotplug(std::move(dev), arrived); });
-  if (power_) asio::co_spawn(dock_.executor(), watch_ports(alive_), [](std::exception_ptr e) { log_if_failed("port watch", e); });
+  usb_.start_hotplug([this](const usb::DeviceRef& dev, bool arrived) { on_hotplug(dev, arrived); });
+  if (power_) asio::co_spawn(dock_.executor(), watch_ports(alive_), [](const std::exception_ptr& e) { log_if_failed("port watch", e); });
 }
 
 void UsbSlots::close_all() {
@@ -27,7 +27,7 @@ void UsbSlots::close_all() {
   for (auto& [port, link] : links_) link->close();
 }
 
-void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
+void UsbSlots::on_hotplug(const usb::DeviceRef& dev, bool arrived) {
   const auto port = usb::port_path(dev.get());
   const auto slot = slot_of_port_.find(port);
   if (arrived) {
@@ -65,7 +65,7 @@ void UsbSlots::on_hotplug(usb::DeviceRef dev, bool arrived) {
     return;
   }
   links_[port] = link->get();
-  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), [](std::exception_ptr e) { log_if_failed("usb slot", e); });
+  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), [](const std::exception_ptr& e) { log_if_failed("usb slot", e); });
 }
 
 void UsbSlots::set_port_power(hw::PortPower* power, PowerPolicy policy) {
@@ -116,7 +116,7 @@ std::optional<std::string> UsbSlots::request_power_cycle(unsigned slot) {
     power_cycles_[port] = 0;
     given_up_.erase(port);
     asio::co_spawn(dock_.executor(), power_cycle(slot, port, "power cycle asked by an admin"),
-                   [](std::exception_ptr e, bool) { log_if_failed("power cycle", e); });
+                   [](const std::exception_ptr& e, bool) { log_if_failed("power cycle", e); });
     return std::nullopt;
   }
   return "slot " + std::to_string(slot) + " has no USB port on this board";

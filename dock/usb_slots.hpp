@@ -48,7 +48,7 @@ class UsbSlots {
   [[nodiscard]] std::size_t active() const { return links_.size(); }
 
  private:
-  void on_hotplug(usb::DeviceRef dev, bool arrived);
+  void on_hotplug(const usb::DeviceRef& dev, bool arrived);
   boost::asio::awaitable<void> serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link);
   /// Powers every slot, then power-cycles ports where something is attached that does not enumerate.
   boost::asio::awaitable<void> watch_ports(std::shared_ptr<bool> alive);

@@ -145,6 +145,12 @@ void CameraDevice::record_segments() {
 
 void CameraDevice::record_shift(std::uint32_t segments) {
   if (segments == 0) throw std::invalid_argument("a shift records at least one segment");
+  // Erased segments are forgotten, as a real camera frees their space; the newest segment stays
+  // whatever its state, as the anchor the new shift's chain continues from.
+  if (!manifests_.empty()) {
+    const auto newest = manifests_.end() - 1;
+    manifests_.erase(std::remove_if(manifests_.begin(), newest, [this](const proto::Manifest& m) { return erased_.contains(m.seq); }), newest);
+  }
   record(manifests_.empty() ? 1 : manifests_.back().seq + 1, segments);
   if (dir_) save();
   start();  // the device library serves the new manifests from the next docking on

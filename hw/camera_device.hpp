@@ -96,7 +96,9 @@ class CameraDevice {
 
   /// The next shift, recorded while undocked: `segments` more segments after the last one,
   /// chained to it, of spec().segment_bytes each (segment_sizes, when given, taken in turn).
-  /// Persisted like the first. Never while a docking runs: the device restarts.
+  /// Segments erased by then leave recorded(), but for the newest (the chain's anchor), so a
+  /// camera docked shift after shift holds only what it has not handed over. Persisted like the
+  /// first. Never while a docking runs: the device restarts.
   void record_shift(std::uint32_t segments);
 
   /// Bytes of one OUT transfer in, bytes for the IN endpoint out.

@@ -105,6 +105,7 @@ struct UmockdevBus::Port {
   CameraDevice* device = nullptr;
   std::string syspath;
   std::string devnode;
+  int devnum = 0;
   UMockdevIoctlBase* handler = nullptr;
   struct Urb {
     UMockdevIoctlData* data;
@@ -401,7 +402,22 @@ struct UmockdevBus::Impl {
   std::unique_ptr<Port> hub;
   int wake_fd = -1;
   std::map<unsigned, std::unique_ptr<Port>> ports;
-  int next_devnum = 3;
+  int last_devnum = 2;  // 1 and 2 are the root hub and hub 1-1
+
+  // Like the kernel: the next free number after the last one given, wrapping within 3..127
+  // (USB addresses are 7 bits; libusb refuses a larger devnum). A number stays taken while its
+  // node is attached, which for an unplugged port lasts until that port is plugged again.
+  int allocate_devnum(unsigned replugged_port) {
+    constexpr int first = 3, last = 127;
+    for (int i = 1; i <= last - first + 1; ++i) {
+      const int candidate = first + (last_devnum - first + i) % (last - first + 1);
+      bool taken = false;
+      for (const auto& [n, p] : ports)
+        if (n != replugged_port && p && p->devnum == candidate) taken = true;
+      if (!taken) return last_devnum = candidate;
+    }
+    throw std::runtime_error("no free USB device number on the emulated bus");
+  }
 };
 
 UmockdevBus::UmockdevBus() : impl_(std::make_unique<Impl>()) {
@@ -488,10 +504,11 @@ void UmockdevBus::plug(unsigned port_number, CameraDevice& device, UsbIdentity i
     for (auto& u : slot->done) g_object_unref(u.data);
   }
   auto port = std::make_unique<Port>();
-  const int devnum = impl_->next_devnum++;
+  const int devnum = impl_->allocate_devnum(port_number);
   char node[48];
   std::snprintf(node, sizeof node, "/dev/bus/usb/001/%03d", devnum);
   port->devnode = node;
+  port->devnum = devnum;
   port->syspath = "/sys/devices/usb1/1-1/1-1." + std::to_string(port_number);
   port->device = &device;
   port->wake_fd = impl_->wake_fd;

@@ -45,6 +45,7 @@ BOOST_AUTO_TEST_CASE(the_shipped_example_is_valid) {
   BOOST_TEST((c.leds.backend == hw::LedBackendKind::sysfs));
   BOOST_TEST(c.leds.sysfs_slots.size() == 1u);
   BOOST_TEST(c.upload_retry_max.count() == 60000);
+  BOOST_TEST(c.purged_retention_days == 30u);
 }
 
 BOOST_AUTO_TEST_CASE(defaults_need_only_the_board) {
@@ -54,6 +55,8 @@ BOOST_AUTO_TEST_CASE(defaults_need_only_the_board) {
   BOOST_TEST(c.upload_concurrency == 2u);
   BOOST_TEST(c.control_socket == "/run/bodydock/control.sock");
   BOOST_TEST(c.warnings.empty());
+  BOOST_TEST(c.purged_retention_days == 30u);
+  BOOST_TEST(dock::parse_config("[dock]\npurged_retention_days = 0\n" + kBoard, "dockd.toml").purged_retention_days == 0u);
   // The control socket elsewhere, or none.
   BOOST_TEST(dock::parse_config("[dock]\ncontrol_socket = \"/run/dock-2/control.sock\"\n" + kBoard, "dockd.toml").control_socket ==
              "/run/dock-2/control.sock");
@@ -70,6 +73,7 @@ BOOST_AUTO_TEST_CASE(every_kind_of_mistake_is_refused_naming_line_key_and_value)
       {"[dock]\nlog_level = \"loud\"\n" + kBoard, "dockd.toml:2: dock.log_level = 'loud': must be one of error, warning, notice, info, debug"},
       {"[dock]\nlog_format = \"xml\"\n" + kBoard, "dock.log_format = 'xml': must be one of journal, json"},
       {"[dock]\nstate_dir = \"\"\n" + kBoard, "dockd.toml:2: dock.state_dir = '': expected a path"},
+      {"[dock]\npurged_retention_days = 4000\n" + kBoard, "dockd.toml:2: dock.purged_retention_days = 4000: must be 0..3650"},
       {"[dock]\n", "[board] missing"},
       {"[board]\nport_power = \"magic\"\n[[board.slot]]\nslot = 1\nport = \"1-1.1\"\n", "dockd.toml:2: board.port_power = 'magic': must be one of hub, sysfs, none"},
       {"[board]\n", "board.slot missing"},

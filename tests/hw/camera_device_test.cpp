@@ -320,6 +320,29 @@ BOOST_AUTO_TEST_CASE(erase_needs_a_valid_signed_receipt_and_persists) {
   BOOST_CHECK_EQUAL(hw::CameraDevice::read_erase_log(dir / "cam", "BC-0100").size(), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_new_shift_chains_on_and_erased_segments_are_forgotten) {
+  const auto& me = *test::dock_identity();
+  hw::CameraDevice dev(small_spec());
+  hello_auth(dev);
+  const auto first = dev.recorded();
+  BOOST_REQUIRE_EQUAL(first.size(), 7u);
+  for (const std::uint64_t seq : {1u, 2u, 7u}) {  // 7, the newest, is erased too
+    const auto ok = ask(dev, MsgType::erase, proto::encode(proto::Erase{seq, receipt_for(first[seq - 1], me)}));
+    BOOST_REQUIRE(ok.header.type == MsgType::erase_ok);
+  }
+  dev.record_shift(3);
+  const auto& now = dev.recorded();
+  // 3..6 still to hand over, 7 as the anchor, then 8..10.
+  std::vector<std::uint64_t> seqs;
+  for (const auto& m : now) seqs.push_back(m.seq);
+  BOOST_CHECK((seqs == std::vector<std::uint64_t>{3, 4, 5, 6, 7, 8, 9, 10}));
+  BOOST_CHECK(dev.is_erased(1) && dev.is_erased(7));
+  BOOST_CHECK(now[5].prev_manifest_sha256 == proto::manifest_hash(first[6]));
+  BOOST_CHECK(now[6].prev_manifest_sha256 == proto::manifest_hash(now[5]));
+  BOOST_CHECK_GT(now[5].start_utc_ms, first[6].end_utc_ms);
+  BOOST_CHECK(proto::encode_manifest(now[0]) == proto::encode_manifest(first[2]));  // unchanged
+}
+
 BOOST_AUTO_TEST_CASE(malformed_input_gets_an_error_and_the_device_recovers) {
   hw::CameraDevice dev(small_spec());
   hello_auth(dev);

@@ -22,6 +22,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
+#include <libusb.h>
 
 #include <algorithm>
 #include <fstream>
@@ -212,6 +213,36 @@ BOOST_AUTO_TEST_CASE(removal_mid_segment_cancels_cleanly_and_redocking_resumes) 
   const auto reread = cam.bytes_served() - 4 * kMiB;
   BOOST_TEST_MESSAGE("served before redock " << served_before << ", re-read " << reread);
   BOOST_CHECK_LT(reread, kMiB);
+}
+
+BOOST_AUTO_TEST_CASE(a_port_docked_over_and_over_keeps_getting_valid_usb_addresses) {
+  // A dock sees thousands of dockings; USB addresses are 7 bits, so the bus must reuse them the
+  // way the kernel does. 130 dockings of one port pass the 127 limit once.
+  hw::CameraDevice cam(spec("BC-USB9", 1, 64 * 1024));
+  std::vector<int> addresses;
+  for (int i = 0; i < 130; ++i) {
+    bus.plug(3, cam);
+    usb::DeviceRef dev;
+    test::run_with_watchdog(ioc, wait_port(arrivals, "1-1.3", true, dev));
+    addresses.push_back(libusb_get_device_address(dev.get()));
+    bus.unplug(3);
+    test::run_with_watchdog(ioc, wait_port(arrivals, "1-1.3", false, dev));
+  }
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
+    BOOST_TEST_CONTEXT("docking " << i) {
+      BOOST_CHECK_GE(addresses[i], 3);
+      BOOST_CHECK_LE(addresses[i], 127);
+      if (i > 0) BOOST_CHECK_NE(addresses[i], addresses[i - 1]);  // not the one just released
+    }
+  }
+  // The last docking still enumerates as the camera and syncs.
+  bus.plug(3, cam);
+  dock::Dock d(ioc, config(), sink);
+  SessionEnd end = SessionEnd::failed;
+  unsigned stalls = 0;
+  test::run_with_watchdog(ioc, docking_at(*this, "1-1.3", d, end, stalls));
+  BOOST_CHECK(end == SessionEnd::done);
+  check_stored(cam);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
