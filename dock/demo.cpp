@@ -353,6 +353,8 @@ void start_usb(DemoRun& run, usb::UsbLinkOptions link_options) {
   policy.off_time = std::chrono::milliseconds(300);
   policy.enumerate_timeout = std::chrono::milliseconds(1500);
   run.usb_slots->set_port_power(run.port_power.get(), policy);
+  // A full disk in a demo (the chaos runs) clears in seconds: try again soon.
+  run.usb_slots->set_fault_retry({std::chrono::milliseconds(1000), std::chrono::milliseconds(8000)});
   run.usb_slots->on_session_end = [&run](unsigned slot, SessionEnd end, bool retrying) {
     run.cameras[slot - 1].end = end;
     if (retrying) return;  // power cycle under way: the camera comes back
@@ -553,6 +555,7 @@ const char* scenario_end_name(SessionEnd e) {
     case SessionEnd::unresponsive: return "unresponsive";
     case SessionEnd::overheated: return "overheated";
     case SessionEnd::charge_only: return "charge_only";
+    case SessionEnd::dock_fault: return "dock_fault";
   }
   return "?";
 }

@@ -113,7 +113,9 @@ hw::SlotLight slot_light(const SlotStatus& s) noexcept;
 /// must be switched off.
 /// `charge_only`: the camera failed authentication (or cannot do it); its port stays powered,
 /// nothing was read or erased.
-enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated, charge_only };
+/// `dock_fault`: the dock's own side failed (a full or failing disk, the database): nothing is
+/// wrong with the camera, and the session is worth starting again once the fault may be over.
+enum class SessionEnd { done, attention, unplugged, failed, unresponsive, overheated, charge_only, dock_fault };
 
 class Dock final : private UploadJournal {
   /// Runs a StateDb call on the database thread (declared first: the wrappers below deduce from it).

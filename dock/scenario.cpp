@@ -206,7 +206,7 @@ class ScenarioReader {
     if (auto* n = t.get("left_on_camera")) e.left_on_camera = count(*n, "camera.expect.left_on_camera");
     if (auto* n = t.get("quarantined")) e.quarantined = count(*n, "camera.expect.quarantined");
     if (auto* n = t.get("session_end"))
-      e.session_end = one_of(*n, "camera.expect.session_end", {"done", "attention", "unplugged", "failed", "unresponsive", "overheated", "charge_only"});
+      e.session_end = one_of(*n, "camera.expect.session_end", {"done", "attention", "unplugged", "failed", "unresponsive", "overheated", "charge_only", "dock_fault"});
     if (auto* n = t.get("dockings")) e.dockings = static_cast<unsigned>(integer(*n, "camera.expect.dockings", 1, 100));
     if (auto* n = t.get("audit")) e.audit = strings(*n, "camera.expect.audit");
     if (auto* n = t.get("no_audit")) e.no_audit = strings(*n, "camera.expect.no_audit");

@@ -63,6 +63,7 @@ const char* end_name(SessionEnd e) {
     case SessionEnd::unresponsive: return "unresponsive";
     case SessionEnd::overheated: return "overheated";
     case SessionEnd::charge_only: return "charge-only";
+    case SessionEnd::dock_fault: return "dock fault";
   }
   return "?";
 }
@@ -971,7 +972,7 @@ asio::awaitable<SessionEnd> Session::run_guarded() {
   log(Level::error, tag_, ": session stopped: ", error, "; everything not stored stays on the camera");
   status_.phase = SlotPhase::attention;
   status_.detail = cat("dock fault: ", error);
-  co_return SessionEnd::failed;
+  co_return SessionEnd::dock_fault;
 }
 
 asio::awaitable<SessionEnd> Dock::run_session(unsigned slot, usb::CameraLink& link, std::function<void(SessionEnd)> synced) {

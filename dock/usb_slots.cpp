@@ -2,6 +2,7 @@
 
 #include "dock/log.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -25,6 +26,7 @@ void UsbSlots::start() {
 void UsbSlots::close_all() {
   closing_ = true;  // no more power cycles
   for (auto& [port, link] : links_) link->close();
+  for (auto* wait : fault_waits_) wait->cancel();
 }
 
 void UsbSlots::on_hotplug(const usb::DeviceRef& dev, bool arrived) {
@@ -65,7 +67,8 @@ void UsbSlots::on_hotplug(const usb::DeviceRef& dev, bool arrived) {
     return;
   }
   links_[port] = link->get();
-  asio::co_spawn(dock_.executor(), serve(slot->second, port, std::move(*link)), [](const std::exception_ptr& e) { log_if_failed("usb slot", e); });
+  asio::co_spawn(dock_.executor(), serve(slot->second, port, dev, *iface, std::move(*link)),
+                 [](const std::exception_ptr& e) { log_if_failed("usb slot", e); });
 }
 
 void UsbSlots::set_port_power(hw::PortPower* power, PowerPolicy policy) {
@@ -162,7 +165,30 @@ asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
   }
 }
 
-asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::unique_ptr<usb::UsbCameraLink> link) {
+asio::awaitable<std::unique_ptr<usb::UsbCameraLink>> UsbSlots::reopen_after_fault(unsigned slot, const std::string& port, const usb::DeviceRef& dev,
+                                                                                 const usb::CameraInterface& iface, std::chrono::milliseconds wait) {
+  if (closing_ || !present_.contains(port)) co_return nullptr;
+  log(Level::notice, "slot ", slot, " usb ", port, ": the session starts again in ", wait.count() / 1000.0, " s (dock fault)");
+  dock_.slot(slot).detail += cat("; trying again in ", (wait.count() + 999) / 1000, " s");
+  const auto alive = alive_;
+  asio::steady_timer timer(dock_.executor(), wait);
+  fault_waits_.insert(&timer);
+  const auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!*alive) co_return nullptr;  // destroyed meanwhile: touch nothing
+  fault_waits_.erase(&timer);
+  // Undocked, closing, or docked again (a new arrival has a session of its own) meanwhile.
+  if (ec || closing_ || !present_.contains(port) || links_.contains(port)) co_return nullptr;
+  auto link = usb::UsbCameraLink::open(dock_.executor(), dev.get(), iface, link_options_, port);
+  if (!link) {
+    log(Level::error, "slot ", slot, " usb ", port, ": cannot open the camera again: ", link.error().message());
+    co_return nullptr;
+  }
+  links_[port] = link->get();
+  co_return std::move(*link);
+}
+
+asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, usb::DeviceRef dev, usb::CameraInterface iface,
+                                      std::unique_ptr<usb::UsbCameraLink> link) {
   // A synced camera stays in the session, watched for battery and temperature, until undocked.
   bool reported = false;
   auto synced = [this, slot, port, &reported](SessionEnd end) {
@@ -170,11 +196,24 @@ asio::awaitable<void> UsbSlots::serve(unsigned slot, std::string port, std::uniq
     if (end == SessionEnd::done) power_cycles_.erase(port);
     if (on_session_end) on_session_end(slot, end, false);
   };
-  const auto end = co_await dock_.run_session(slot, *link, synced);
-  co_await link->shutdown();
-  links_.erase(port);
-  link.reset();
+  SessionEnd end = SessionEnd::failed;
+  for (auto wait = fault_retry_.first;; wait = std::min(wait * 2, fault_retry_.most)) {
+    end = co_await dock_.run_session(slot, *link, synced);
+    co_await link->shutdown();
+    links_.erase(port);
+    link.reset();
+    if (end != SessionEnd::dock_fault || reported) break;
+    const auto alive = alive_;
+    link = co_await reopen_after_fault(slot, port, dev, iface, wait);
+    if (!*alive) co_return;  // destroyed meanwhile: touch nothing
+    if (!link) break;
+    if (on_session_end) on_session_end(slot, end, true);  // the session starts again
+  }
   bool retrying = cycling_.contains(port);  // an admin's power cycle: the camera comes back
+  if (end == SessionEnd::dock_fault && !closing_) {
+    if (links_.contains(port)) retrying = true;                       // docked again meanwhile: that session goes on
+    else if (!present_.contains(port)) end = SessionEnd::unplugged;  // taken out while the dock waited
+  }
   if (end == SessionEnd::unresponsive) {
     retrying = co_await power_cycle(slot, port, "camera not answering");
   } else if (end == SessionEnd::overheated && power_) {

@@ -23,8 +23,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 #include <libusb.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -47,6 +49,17 @@ hw::CameraSpec spec(const std::string& serial, std::uint32_t segments, std::uint
   s.seed = 11;
   s.trust = test::camera_keys(serial);
   return s;
+}
+
+/// Every segment the camera recorded is in the local store, byte for byte.
+void check_stored_in(const std::filesystem::path& store, const hw::CameraDevice& cam) {
+  for (const auto& m : cam.recorded()) {
+    std::ifstream in(store / dock::LocalDirSink::object_key(m), std::ios::binary);
+    proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    proto::Bytes expect(m.size);
+    cam.content(m.seq, 0, expect);
+    BOOST_CHECK_MESSAGE(bytes == expect, m.camera_serial << " seq " << m.seq << " not stored intact");
+  }
 }
 
 /// Devices reported by hotplug, in order.
@@ -83,15 +96,7 @@ struct UsbFixture {
     return c;
   }
 
-  void check_stored(const hw::CameraDevice& cam) {
-    for (const auto& m : cam.recorded()) {
-      std::ifstream in(dir / "store" / dock::LocalDirSink::object_key(m), std::ios::binary);
-      proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-      proto::Bytes expect(m.size);
-      cam.content(m.seq, 0, expect);
-      BOOST_CHECK_MESSAGE(bytes == expect, "seq " << m.seq << " not stored intact");
-    }
-  }
+  void check_stored(const hw::CameraDevice& cam) const { check_stored_in(dir / "store", cam); }
 };
 
 /// Waits until hotplug reports an event for the device at `port` (arrival or removal).
@@ -337,13 +342,7 @@ BOOST_AUTO_TEST_CASE(four_cameras_present_at_start_on_four_ports_sync_byte_exact
     BOOST_CHECK_EQUAL(d.slots()[i - 1].where, "1-1." + std::to_string(i + 2));
     const auto& cam = *cams[i - 1];
     BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
-    for (const auto& m : cam.recorded()) {
-      std::ifstream in(dir / "store" / dock::LocalDirSink::object_key(m), std::ios::binary);
-      proto::Bytes bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-      proto::Bytes expect(m.size);
-      cam.content(m.seq, 0, expect);
-      BOOST_CHECK_MESSAGE(bytes == expect, m.camera_serial << " seq " << m.seq << " not stored intact");
-    }
+    check_stored_in(dir / "store", cam);
   }
   BOOST_CHECK_EQUAL(slots.active(), 0u);
 }
@@ -378,6 +377,42 @@ BOOST_AUTO_TEST_CASE(a_camera_that_stops_answering_is_power_cycled_and_then_sync
   BOOST_CHECK(power.is_on("1-1.8"));
   BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::done);
   BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+}
+
+// The dock's own disk fills up while a camera is docked: the session stops on a dock fault with
+// nothing erased, starts again by itself on the same camera while it stays docked, and syncs once
+// there is room, with no officer or admin doing anything.
+BOOST_AUTO_TEST_CASE(a_session_stopped_by_a_full_disk_starts_again_and_syncs_once_there_is_room) {
+  test::TempDir dir;
+  hw::UmockdevBus bus;
+  hw::CameraDevice cam(spec("BC-USB21", 2, kMiB));
+  bus.plug(4, cam);
+  UsbDockRig rig(dir, 1);
+  auto& d = rig.dock;
+  dock::UsbSlots slots(d, rig.usb, {{"1-1.4", 1}}, usb::CameraMatch{}, {});
+  slots.set_fault_retry({std::chrono::milliseconds(200), std::chrono::milliseconds(400)});
+  rig.watch(slots);
+  // A file size limit of 0 stands in for the full disk: no file of the dock can grow (the audit
+  // log, the database's journal, the spool), exactly as with ENOSPC. Lifted after 1.5 s. (Log lines
+  // of that time are lost when the output goes to a file rather than a pipe, as under ctest.)
+  rlimit old{};
+  BOOST_REQUIRE_EQUAL(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto was = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit full = old;
+  full.rlim_cur = 0;
+  asio::steady_timer room(rig.ioc, std::chrono::milliseconds(1500));
+  room.async_wait([&](const boost::system::error_code&) { ::setrlimit(RLIMIT_FSIZE, &old); });
+  BOOST_REQUIRE_EQUAL(::setrlimit(RLIMIT_FSIZE, &full), 0);
+  slots.start();
+  rig.run_until_ended(1);
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, was);
+  BOOST_REQUIRE_GE(rig.ends.size(), 2u);
+  for (std::size_t i = 0; i + 1 < rig.ends.size(); ++i) BOOST_CHECK(rig.ends[i].end == SessionEnd::dock_fault && rig.ends[i].retrying);
+  BOOST_CHECK(rig.ends.back().end == SessionEnd::done && !rig.ends.back().retrying);
+  BOOST_CHECK(d.slots()[0].phase == dock::SlotPhase::done);
+  BOOST_CHECK_EQUAL(cam.erased().size(), 2u);
+  check_stored_in(dir / "store", cam);
 }
 
 // The sysfs backend writes the port's `disable` attribute (kernel >= 6.0 layout) and reads
