@@ -23,6 +23,18 @@ void UsbSlots::start() {
   if (power_) asio::co_spawn(dock_.executor(), watch_ports(alive_), [](const std::exception_ptr& e) { log_if_failed("port watch", e); });
 }
 
+UsbSlots::~UsbSlots() {
+  *alive_ = false;
+  // A session waiting to start again wakes, sees it is gone, and ends without touching us.
+  for (auto* wait : fault_waits_) {
+    try {
+      wait->cancel();
+    } catch (const std::exception& e) {  // a destructor must not throw; the wait then ends on its own
+      log(Level::warning, "usb: cannot cut a wait short: ", e.what());
+    }
+  }
+}
+
 void UsbSlots::close_all() {
   closing_ = true;  // no more power cycles
   for (auto& [port, link] : links_) link->close();
@@ -168,7 +180,7 @@ asio::awaitable<void> UsbSlots::watch_ports(std::shared_ptr<bool> alive) {
 asio::awaitable<std::unique_ptr<usb::UsbCameraLink>> UsbSlots::reopen_after_fault(unsigned slot, const std::string& port, const usb::DeviceRef& dev,
                                                                                  const usb::CameraInterface& iface, std::chrono::milliseconds wait) {
   if (closing_ || !present_.contains(port)) co_return nullptr;
-  log(Level::notice, "slot ", slot, " usb ", port, ": the session starts again in ", wait.count() / 1000.0, " s (dock fault)");
+  log(Level::notice, "slot ", slot, " usb ", port, ": the session starts again in ", std::chrono::duration<double>(wait).count(), " s (dock fault)");
   dock_.slot(slot).detail += cat("; trying again in ", (wait.count() + 999) / 1000, " s");
   const auto alive = alive_;
   asio::steady_timer timer(dock_.executor(), wait);

@@ -25,10 +25,7 @@ class UsbSlots {
   /// slot_of_port: board description, USB port path ("1-1.3") -> 1-based slot.
   UsbSlots(Dock& dock, usb::UsbContext& usb, std::map<std::string, unsigned> slot_of_port, usb::CameraMatch match,
            usb::UsbLinkOptions link_options);
-  ~UsbSlots() {
-    *alive_ = false;
-    for (auto* wait : fault_waits_) wait->cancel();
-  }
+  ~UsbSlots();
   UsbSlots(const UsbSlots&) = delete;
   UsbSlots& operator=(const UsbSlots&) = delete;
   /// Starts listening; cameras already present are served too.
